@@ -143,6 +143,28 @@ impl<B: Backend> Var<B> {
         })
     }
 
+    /// `self · wᵀ (+ bias)` for `self` of shape `[..., in]` and `w` of shape `[out, in]`
+    /// (PyTorch's `nn.Linear` layout). The weight gradient is one GEMM over all rows.
+    pub fn linear(&self, w: &Self, bias: Option<&Self>) -> Self {
+        let (x, wv) = (self.value().clone(), w.value().clone());
+        let (d_in, d_out) = (wv.dim(1), wv.dim(0));
+        let mut y = x.matmul(&wv.t());
+        if let Some(b) = bias {
+            y = y.add(b.value());
+        }
+        let inputs: Vec<&Var<B>> = [self, w].into_iter().chain(bias).collect();
+        Var::from_op(y, &inputs, move |g, needs| {
+            let rows = g.numel() / d_out;
+            let g2 = g.reshape(&[rows, d_out]);
+            let mut out =
+                vec![needs[0].then(|| g.matmul(&wv)), needs[1].then(|| g2.t().matmul(&x.reshape(&[rows, d_in])))];
+            if needs.len() == 3 {
+                out.push(needs[2].then(|| g2.sum(&[0], false)));
+            }
+            out
+        })
+    }
+
     // ---- shape ----------------------------------------------------------------------
 
     pub fn reshape(&self, shape: &[usize]) -> Self {

@@ -96,9 +96,12 @@ impl<B: Backend> Var<B> {
         Var { value, node: is_grad_enabled().then_some(node) }
     }
 
-    /// Records an op whose output is `value`, computed from `inputs`. When no input needs
-    /// a gradient (or recording is off), the closure is dropped at once.
-    pub(crate) fn from_op(
+    /// Records an op whose output is `value`, computed from `inputs`, with its backward
+    /// rule: given the output gradient and which inputs need gradients, return one
+    /// gradient per input (shaped like it). This is how fused ops outside this crate
+    /// (e.g. the model's GHC coefficients) join the graph. When no input needs a
+    /// gradient, or recording is off, the closure is dropped at once.
+    pub fn from_op(
         value: Tensor<B>,
         inputs: &[&Var<B>],
         backward: impl FnOnce(&Tensor<B>, &[bool]) -> Vec<Option<Tensor<B>>> + 'static,

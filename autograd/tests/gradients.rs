@@ -98,6 +98,8 @@ proptest! {
         check(&[randn(&[batch, m, k], seed), randn(&[k, n], seed + 1)], |v| v[0].matmul(&v[1]));
         check(&[randn(&[batch, m, k], seed), randn(&[batch, k, n], seed + 1)], |v| v[0].matmul(&v[1]));
         check(&[randn(&[m, k], seed), randn(&[batch, 1, k, n], seed + 1)], |v| v[0].matmul(&v[1]));
+        check(&[randn(&[batch, m, k], seed), randn(&[n, k], seed + 1)], |v| v[0].linear(&v[1], None));
+        check(&[randn(&[m, k], seed), randn(&[n, k], seed + 1), randn(&[n], seed + 2)], |v| v[0].linear(&v[1], Some(&v[2])));
         // Transposed operands: views, not copies.
         check(&[randn(&[k, m], seed), randn(&[n, k], seed + 1)], |v| v[0].t().matmul(&v[1].t()));
     }
