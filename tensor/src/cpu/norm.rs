@@ -28,8 +28,10 @@ pub(crate) fn rms_norm<E: Element>(x: &[E], dim: usize, gain: Option<&[E]>, eps:
     (y, rstd)
 }
 
-/// Sums per-row contributions to a `[dim]`-long parameter gradient in parallel, while
-/// `row_fn` also writes the row's input gradient.
+/// Sums per-row contributions to `[dim]`-long parameter gradients while `row_fn` also
+/// writes each row's input gradient. Rows are split into fixed chunks (by size alone),
+/// partial sums are computed in parallel and added in chunk order, so the result is
+/// bit-for-bit the same whatever the thread count or scheduling.
 fn rows_with_param_grads<E: Element>(
     dx: &mut [E],
     dim: usize,
@@ -38,23 +40,26 @@ fn rows_with_param_grads<E: Element>(
 ) -> Vec<Vec<E>> {
     let rows = dx.len() / dim.max(1);
     let per = row_chunks(rows, dim);
-    let zero = || vec![vec![E::ZERO; dim]; n_params];
-    dx.par_chunks_mut((per * dim).max(1))
+    let partials: Vec<Vec<Vec<E>>> = dx
+        .par_chunks_mut((per * dim).max(1))
         .enumerate()
-        .fold(zero, |mut acc, (c, chunk)| {
+        .map(|(c, chunk)| {
+            let mut acc = vec![vec![E::ZERO; dim]; n_params];
             for (i, row) in chunk.chunks_exact_mut(dim).enumerate() {
                 row_fn(c * per + i, row, &mut acc);
             }
             acc
         })
-        .reduce(zero, |mut a, b| {
-            for (pa, pb) in a.iter_mut().zip(b) {
-                for (x, y) in pa.iter_mut().zip(pb) {
-                    *x += y;
-                }
+        .collect();
+    let mut total = vec![vec![E::ZERO; dim]; n_params];
+    for part in partials {
+        for (t, p) in total.iter_mut().zip(part) {
+            for (x, y) in t.iter_mut().zip(p) {
+                *x += y;
             }
-            a
-        })
+        }
+    }
+    total
 }
 
 pub(crate) fn rms_norm_backward<E: Element>(
