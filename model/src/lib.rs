@@ -11,3 +11,10 @@ pub use config::{
     Arch, ConfigError, EmbeddingMode, FfnKind, GroupNormFallback, ModelConfig, MtpConfig, MtpNorm, VwnConfig,
 };
 pub use transformer::{LossOutput, Model, ParamCounts, IGNORE};
+pub mod checkpoint;
+pub mod generate;
+pub mod plot;
+pub mod safetensors;
+pub mod train_config;
+pub mod trainer;
+pub mod eval;

@@ -1,0 +1,190 @@
+//! `pretrain`: train a Virtual Width Network (or baseline GPT) on the embedded default
+//! corpus; `pretrain eval`: score a checkpoint on any text; `pretrain plot`: redraw a
+//! run's loss curve.
+
+use autograd::no_grad;
+use data::readers::Source;
+use data::Tokenizer;
+use model::checkpoint;
+use model::eval::evaluate_documents;
+use model::train_config::{preset, TrainConfig, PRESETS};
+use model::trainer::{train, write_plot, RunFiles, TOKENIZER_FILE};
+use model::Model;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use tensor::Cpu;
+use vwn::cli::Args;
+use vwn::progress::ProgressLine;
+
+const USAGE: &str = "\
+Usage:
+  pretrain [--preset tiny|small|default] [--config FILE.toml] [--resume RUN_OR_CHECKPOINT_DIR] [--SETTING VALUE]...
+  pretrain eval --checkpoint DIR --data FILE_OR_DIR [--text-field text] [--dump FILE.jsonl] [--batch 8]
+  pretrain plot --run DIR
+
+Every configuration field is a setting: give its dotted path (--model.vwn.n 8) or its last
+component when unambiguous (--n 8, --d-model 512, --lr 3e-3, --arch baseline, --steps 100,
+--mtp.enabled false, --out-dir runs/x). `pretrain --print-config` shows all of them.";
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<(), String> {
+    let mut args = Args::parse(std::env::args().skip(1), &["help", "print-config"])?;
+    if args.has("help") {
+        println!("{USAGE}");
+        return Ok(());
+    }
+    match args.positional.first().map(String::as_str) {
+        None => pretrain(args),
+        Some("eval") => eval(&mut args),
+        Some("plot") => {
+            let dir = args.take("run").ok_or("plot needs --run DIR")?;
+            args.finish()?;
+            let files = RunFiles { dir: PathBuf::from(&dir) };
+            write_plot(&files, &dir).map_err(|e| e.to_string())?;
+            println!("{}", files.plot().display());
+            Ok(())
+        }
+        Some(other) => Err(format!("unknown command {other:?}\n\n{USAGE}")),
+    }
+}
+
+/// Preset, then config file, then per-setting overrides.
+fn build_config(args: &mut Args, resume_config: Option<TrainConfig>) -> Result<TrainConfig, String> {
+    let preset_name = args.take("preset");
+    let mut cfg = match (resume_config, preset_name) {
+        (Some(_), Some(_)) => return Err("--resume continues the checkpoint's configuration; --preset cannot change it".into()),
+        (Some(c), None) => c,
+        (None, name) => preset(name.as_deref().unwrap_or("default")).map_err(|e| format!("{e} (presets: {})", PRESETS.join(", ")))?,
+    };
+    if let Some(path) = args.take("config") {
+        let text = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
+        cfg = cfg.merge_toml(&text).map_err(|e| format!("{path}: {e}"))?;
+    }
+    for (k, v) in std::mem::take(&mut args.options) {
+        cfg = cfg.set(&k, &v)?;
+    }
+    Ok(cfg)
+}
+
+fn pretrain(mut args: Args) -> Result<(), String> {
+    let resume = args.take("resume").map(PathBuf::from);
+    let checkpoint_dir = resume.as_ref().map(|d| {
+        // Accept the run folder or the checkpoint folder itself.
+        let inner = d.join("checkpoint");
+        if checkpoint::resolve(&inner).is_some() {
+            inner
+        } else {
+            d.clone()
+        }
+    });
+    let resume_config = match &checkpoint_dir {
+        Some(d) => {
+            let dir = checkpoint::resolve(d).ok_or_else(|| format!("no checkpoint in {}", d.display()))?;
+            let (config, _) = checkpoint::read_json(&dir).map_err(|e| e.to_string())?;
+            Some(serde_json::from_value(config).map_err(|e| format!("{}: config.json: {e}", dir.display()))?)
+        }
+        None => None,
+    };
+    let cfg = build_config(&mut args, resume_config)?;
+    if args.has("print-config") {
+        println!("{}", toml_like(&serde_json::to_value(&cfg).expect("serialises"), ""));
+        return Ok(());
+    }
+    let interrupt = Arc::new(AtomicBool::new(false));
+    let flag = interrupt.clone();
+    ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::Relaxed) {
+            std::process::exit(130); // a second Ctrl-C: stop at once
+        }
+        eprintln!("\ninterrupted: saving a checkpoint after this step (Ctrl-C again to quit at once)");
+    })
+    .map_err(|e| format!("cannot install the Ctrl-C handler: {e}"))?;
+    let mut progress = ProgressLine::new(cfg.log_interval.max(10));
+    let summary = train(cfg, checkpoint_dir.as_deref(), &Cpu::<f32>::new(), &interrupt, &mut progress).map_err(|e| e.to_string())?;
+    eprintln!();
+    if summary.interrupted {
+        eprintln!("stopped at step {}; resume with: pretrain --resume {}", summary.steps_done, summary.out_dir.display());
+        return Ok(());
+    }
+    if let Some(m) = &summary.last_step {
+        println!("trained {} steps, {} tokens in {:.1} s", m.step, m.tokens, m.elapsed_s);
+    }
+    if let Some(e) = &summary.final_eval {
+        let next2 = e.val_loss_next2.map_or(String::new(), |l| format!(", next-2 {l:.4}"));
+        println!("final validation loss {:.4} (perplexity {:.1}){next2}", e.val_loss, e.val_ppl);
+    }
+    println!("run folder: {} (metrics.jsonl, loss.svg, checkpoint/)", summary.out_dir.display());
+    if let Some(s) = &summary.sample {
+        println!("\nsample:\n{s}");
+    }
+    Ok(())
+}
+
+/// Renders the config tree as `path = value` lines (for --print-config).
+fn toml_like(v: &serde_json::Value, prefix: &str) -> String {
+    match v {
+        serde_json::Value::Object(map) => map
+            .iter()
+            .map(|(k, v)| toml_like(v, &if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") }))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        other => format!("{prefix} = {other}"),
+    }
+}
+
+fn eval(args: &mut Args) -> Result<(), String> {
+    let dir = PathBuf::from(args.take("checkpoint").ok_or("eval needs --checkpoint DIR")?);
+    let dir = checkpoint::resolve(&dir).or_else(|| checkpoint::resolve(&dir.join("checkpoint"))).ok_or_else(|| format!("no checkpoint in {}", dir.display()))?;
+    let data_path = args.take("data").ok_or("eval needs --data FILE")?;
+    let text_field = args.take("text-field").unwrap_or_else(|| "text".into());
+    let dump = args.take("dump");
+    let batch = args.take_parsed::<usize>("batch")?.unwrap_or(8);
+    args.finish()?;
+    let (config, _) = checkpoint::read_json(&dir).map_err(|e| e.to_string())?;
+    let cfg: TrainConfig = serde_json::from_value(config).map_err(|e| format!("{}: config.json: {e}", dir.display()))?;
+    let tokenizer = Tokenizer::load_hf(dir.join(TOKENIZER_FILE)).map_err(|e| e.to_string())?;
+    let backend = Cpu::<f32>::new();
+    let model = Model::new(&cfg.model, cfg.seed, &backend).map_err(|e| e.to_string())?;
+    checkpoint::load_weights_from(&dir, &model.params()).map_err(|e| e.to_string())?;
+    let source = read_source(Path::new(&data_path), &text_field);
+    let (docs, report) = source.read_all().map_err(|e| e.to_string())?;
+    if report.total_skipped() > 0 {
+        eprintln!("skipped {} records of {data_path} (see the reasons below)\n{report:?}", report.total_skipped());
+    }
+    let texts: Vec<String> = docs.into_iter().map(|d| d.text).collect();
+    let r = no_grad(|| evaluate_documents(&model, &tokenizer, &texts, cfg.seq_len, batch));
+    println!(
+        "{} documents, {} tokens, {} bytes: mean loss {:.4} nats/token, perplexity {:.2}, {:.4} bits/byte",
+        r.documents, r.tokens, r.bytes, r.mean_loss, r.perplexity, r.bits_per_byte
+    );
+    if let Some(path) = dump {
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&path).map_err(|e| format!("{path}: {e}"))?);
+        for (i, d) in r.per_document.iter().enumerate() {
+            let line = serde_json::json!({ "doc": i, "tokens": d.tokens, "losses": d.losses });
+            writeln!(f, "{line}").map_err(|e| format!("{path}: {e}"))?;
+        }
+        f.flush().map_err(|e| format!("{path}: {e}"))?;
+        println!("per-token losses → {path}");
+    }
+    Ok(())
+}
+
+/// JSONL (by extension) or plain text files.
+fn read_source(path: &Path, text_field: &str) -> Source {
+    let name = path.to_string_lossy();
+    if name.ends_with(".jsonl") || name.ends_with(".jsonl.zst") {
+        Source::Jsonl { path: path.to_path_buf(), text_field: text_field.into(), id_field: "id".into() }
+    } else if name.ends_with(".parquet") {
+        Source::Parquet { path: path.to_path_buf(), text_column: text_field.into(), id_column: None }
+    } else {
+        Source::Text { path: path.to_path_buf() }
+    }
+}
