@@ -149,6 +149,15 @@ pub struct Loader {
     fingerprint: u64,
 }
 
+impl std::fmt::Debug for Loader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Loader")
+            .field("cfg", &self.cfg)
+            .field("sources", &self.stats())
+            .finish()
+    }
+}
+
 impl Loader {
     pub fn new(specs: &[SourceSpec], cfg: LoaderConfig) -> Result<Loader> {
         if cfg.seq_len == 0 || cfg.batch_size == 0 {
