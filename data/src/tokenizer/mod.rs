@@ -14,6 +14,8 @@ pub mod hf_json;
 pub mod pretokenize;
 pub mod train;
 
+use std::sync::Mutex;
+
 use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 
@@ -212,19 +214,25 @@ impl Tokenizer {
         out
     }
 
-    /// Encodes many texts in parallel on the current rayon pool; each worker
-    /// keeps its own cache.
+    /// Encodes many texts in parallel on the current rayon pool. Each
+    /// worker thread keeps one encoder (and so one warm cache) for the whole
+    /// batch, however rayon splits the work.
     pub fn encode_batch<S: AsRef<str> + Sync>(&self, texts: &[S]) -> Vec<Vec<u32>> {
+        let encoders: Vec<Mutex<Encoder>> = (0..rayon::current_num_threads())
+            .map(|_| Mutex::new(self.encoder()))
+            .collect();
         texts
             .par_iter()
-            .map_init(
-                || self.encoder(),
-                |enc, text| {
-                    let mut out = Vec::with_capacity(text.as_ref().len() / 3);
-                    enc.encode_into(text.as_ref(), &mut out);
-                    out
-                },
-            )
+            .map(|text| {
+                let worker = rayon::current_thread_index().unwrap_or(0) % encoders.len();
+                // Only this worker ever takes this lock, so it never waits.
+                let mut enc = encoders[worker]
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                let mut out = Vec::with_capacity(text.as_ref().len() / 3);
+                enc.encode_into(text.as_ref(), &mut out);
+                out
+            })
             .collect()
     }
 
