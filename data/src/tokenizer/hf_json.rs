@@ -268,5 +268,12 @@ mod tests {
             .to_string()
             .contains("pre_tokenizer"));
         assert!(Tokenizer::from_hf_json("{").is_err());
+
+        root["pre_tokenizer"]["add_prefix_space"] = json!(false);
+        root["model"]["vocab"]["far"] = json!(4_000_000_000u32);
+        let err = Tokenizer::from_hf_json(&root.to_string())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("ids go up to 4000000000"), "{err}");
     }
 }

@@ -286,6 +286,15 @@ impl TextVocab<'_> {
             .chain(self.specials.iter().map(|s| s.id))
             .max()
             .map_or(0, |m| m as usize + 1);
+        // Ids must be dense; checking before allocating also keeps a hostile
+        // file from asking for billions of slots.
+        if size > self.tokens.len() + self.specials.len() {
+            return Err(Error::tokenizer(format!(
+                "ids go up to {} but only {} tokens are defined",
+                size - 1,
+                self.tokens.len() + self.specials.len()
+            )));
+        }
         let mut vocab: Vec<Option<Vec<u8>>> = vec![None; size];
         for s in &self.specials {
             vocab[s.id as usize] = Some(s.content.as_bytes().to_vec());
