@@ -13,8 +13,9 @@ use data::tokenizer::{train, TrainConfig};
 
 type Result<T> = std::result::Result<T, Box<dyn Error>>;
 
-const VENV_PYTHON: &str = "bench/.venv/bin/python";
-const SCRIPT: &str = "bench/tokenizers_ref.py";
+// Found from the repository root, wherever the bench is started.
+const VENV_PYTHON: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/bench/.venv/bin/python");
+const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/bench/tokenizers_ref.py");
 
 struct Figures {
     train_s: f64,
@@ -130,7 +131,9 @@ fn reference(
 ) -> Result<Option<Figures>> {
     if !Path::new(VENV_PYTHON).exists() {
         if threads == 1 {
-            println!("HF tokenizers reference skipped: run bench/setup_python.sh first (from the repository root)");
+            println!(
+                "HF tokenizers reference skipped: run bench/setup_python.sh once to set it up"
+            );
         }
         return Ok(None);
     }
@@ -161,7 +164,10 @@ fn reference(
     }
     if threads == 1 {
         println!("HF tokenizers encodes our tokenizer.json to identical ids ({tokens} tokens)");
-        println!("HF's own {vocab}-token vocabulary encodes the corpus to {} tokens", v["trained_tokens"]);
+        println!(
+            "HF's own {vocab}-token vocabulary encodes the corpus to {} tokens",
+            v["trained_tokens"]
+        );
     }
     Ok(Some(Figures {
         train_s: field("train_s")?,
