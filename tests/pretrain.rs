@@ -125,6 +125,12 @@ fn the_binary_trains_and_rejects_bad_settings_clearly() {
     let (ok, stdout, stderr) = pretrain(&["eval", "--checkpoint", &out_s, "--data", "data/corpus/ATTRIBUTION.md"]);
     assert!(ok, "{stderr}");
     assert!(stdout.contains("bits/byte"), "{stdout}");
+    let sample = Command::new(env!("CARGO_BIN_EXE_sample"))
+        .args(["--checkpoint", &out_s, "--prompt", "The", "--max-tokens", "5", "--temperature", "0"])
+        .output()
+        .unwrap();
+    assert!(sample.status.success(), "{}", String::from_utf8_lossy(&sample.stderr));
+    assert!(String::from_utf8_lossy(&sample.stdout).starts_with("The"));
     for (args, expect) in [
         (vec!["--preset", "tiny", "--n", "1"], "must be at least vwn.m"),
         (vec!["--preset", "tiny", "--d-model", "36", "--m", "8", "--n", "16"], "not divisible by vwn.m"),

@@ -1,0 +1,66 @@
+//! `sample`: generate text from a `pretrain` checkpoint (KV-cached decoding).
+
+use data::Tokenizer;
+use model::checkpoint;
+use model::generate::generate;
+use model::train_config::TrainConfig;
+use model::trainer::TOKENIZER_FILE;
+use model::Model;
+use std::path::PathBuf;
+use tensor::sampling::SamplingParams;
+use tensor::{Cpu, Rng};
+use vwn::cli::Args;
+
+const USAGE: &str = "\
+Usage: sample --checkpoint RUN_OR_CHECKPOINT_DIR [--prompt TEXT] [--max-tokens 200]
+              [--temperature 0.8] [--top-k 40] [--top-p 0.95] [--seed 0] [--device cpu]
+A temperature of 0 decodes greedily.";
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<(), String> {
+    let mut args = Args::parse(std::env::args().skip(1), &["help"])?;
+    if args.has("help") {
+        println!("{USAGE}");
+        return Ok(());
+    }
+    let dir = PathBuf::from(args.take("checkpoint").ok_or(format!("--checkpoint is required\n\n{USAGE}"))?);
+    let dir = checkpoint::resolve(&dir.join("checkpoint"))
+        .or_else(|| checkpoint::resolve(&dir))
+        .ok_or_else(|| format!("no checkpoint in {}", dir.display()))?;
+    let prompt = args.take("prompt").unwrap_or_default();
+    let max_tokens = args.take_parsed::<usize>("max-tokens")?.unwrap_or(200);
+    let params = SamplingParams {
+        temperature: args.take_parsed("temperature")?.unwrap_or(0.8),
+        top_k: args.take_parsed("top-k")?.unwrap_or(40),
+        top_p: args.take_parsed("top-p")?.unwrap_or(0.95),
+    };
+    let seed = args.take_parsed::<u64>("seed")?.unwrap_or(0);
+    let device = args.take("device").unwrap_or_else(|| "cpu".into());
+    args.finish()?;
+    if device != "cpu" {
+        return Err(format!("device {device:?} is not available: only \"cpu\" is built so far"));
+    }
+    let (config, _) = checkpoint::read_json(&dir).map_err(|e| e.to_string())?;
+    let cfg: TrainConfig = serde_json::from_value(config).map_err(|e| format!("{}: config.json: {e}", dir.display()))?;
+    let tokenizer = Tokenizer::load_hf(dir.join(TOKENIZER_FILE)).map_err(|e| e.to_string())?;
+    let backend = Cpu::<f32>::new();
+    let model = Model::new(&cfg.model, cfg.seed, &backend).map_err(|e| e.to_string())?;
+    checkpoint::load_weights_from(&dir, &model.params()).map_err(|e| e.to_string())?;
+    let eos = tokenizer.eos_id();
+    let ids = match tokenizer.encode(&prompt) {
+        v if v.is_empty() => vec![eos.ok_or("the tokenizer has no end-of-text token to start from")?],
+        v => v,
+    };
+    let t0 = std::time::Instant::now();
+    let out = generate(&model, &ids, max_tokens, &params, &mut Rng::seed(seed), eos);
+    let dt = t0.elapsed().as_secs_f64();
+    println!("{prompt}{}", tokenizer.decode(&out).map_err(|e| e.to_string())?);
+    eprintln!("[{} tokens in {:.2} s, {:.1} tokens/s]", out.len(), dt, out.len() as f64 / dt);
+    Ok(())
+}
