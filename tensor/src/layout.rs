@@ -200,6 +200,10 @@ impl Layout {
                 format_args!("{:?} ({} elements) to {shape:?} ({numel} elements)", self.shape, self.numel()),
             );
         }
+        if numel == 0 {
+            // An empty view touches no element: any strides and offset describe it.
+            return Some(Layout::contiguous(shape));
+        }
         if self.is_contiguous() {
             return Some(Layout { shape: shape.to_vec(), strides: contiguous_strides(shape), offset: self.offset });
         }

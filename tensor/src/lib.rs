@@ -10,6 +10,8 @@
 //! ```
 
 pub mod backend;
+#[cfg(feature = "conformance")]
+pub mod conformance;
 pub mod cpu;
 pub mod element;
 pub mod layout;

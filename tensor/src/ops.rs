@@ -143,7 +143,8 @@ pub struct AdamWStep {
     pub grad_scale: f64,
 }
 
-/// Hyper-parameters of one SGD step with momentum and decoupled weight decay.
+/// Hyper-parameters of one SGD step with momentum and L2 weight decay (added to the
+/// gradient, as PyTorch's SGD does).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct SgdStep {
     pub lr: f64,

@@ -270,8 +270,13 @@ impl<B: Backend> Tensor<B> {
         self.reduce(ReduceOp::Min, axes, keepdim)
     }
     pub fn mean(&self, axes: &[usize], keepdim: bool) -> Self {
-        let n: usize = axes.iter().map(|&a| self.dim(a)).product();
-        self.sum(axes, keepdim).unary(UnaryOp::MulScalar(1.0 / n as f64))
+        let sum = self.sum(axes, keepdim);
+        // Count each axis once, as `sum` does.
+        let mut distinct = axes.to_vec();
+        distinct.sort_unstable();
+        distinct.dedup();
+        let n: usize = distinct.iter().map(|&a| self.dim(a)).product();
+        sum.unary(UnaryOp::MulScalar(1.0 / n as f64))
     }
     /// Sum of all elements, as a rank-0 tensor.
     pub fn sum_all(&self) -> Self {
