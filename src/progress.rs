@@ -18,7 +18,13 @@ pub struct ProgressLine {
 
 impl ProgressLine {
     pub fn new(every: u64) -> Self {
-        ProgressLine { tty: std::io::stderr().is_terminal(), every: every.max(1), started: Instant::now(), start_step: 0, rate: None }
+        ProgressLine {
+            tty: std::io::stderr().is_terminal(),
+            every: every.max(1),
+            started: Instant::now(),
+            start_step: 0,
+            rate: None,
+        }
     }
 }
 

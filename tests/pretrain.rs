@@ -112,14 +112,19 @@ fn checkpoint_round_trip_restores_every_weight() {
 
 fn pretrain(args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_pretrain")).args(args).output().expect("pretrain runs");
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]
 fn the_binary_trains_and_rejects_bad_settings_clearly() {
     let out = scratch("binary");
     let (out_s, cache) = (out.to_string_lossy().into_owned(), cache_dir());
-    let (ok, stdout, stderr) = pretrain(&["--preset", "tiny", "--steps", "3", "--out-dir", &out_s, "--cache-dir", &cache]);
+    let (ok, stdout, stderr) =
+        pretrain(&["--preset", "tiny", "--steps", "3", "--out-dir", &out_s, "--cache-dir", &cache]);
     assert!(ok, "{stderr}");
     assert!(stdout.contains("final validation loss"), "{stdout}");
     let (ok, stdout, stderr) = pretrain(&["eval", "--checkpoint", &out_s, "--data", "data/corpus/ATTRIBUTION.md"]);

@@ -12,10 +12,7 @@ use crate::readers::{read_jsonl_zstd, Document, ReadReport};
 /// The compressed JSONL files, by name.
 pub const FILES: [(&str, &[u8]); 2] = [
     ("wiki.jsonl.zst", include_bytes!("../corpus/wiki.jsonl.zst")),
-    (
-        "pydocs.jsonl.zst",
-        include_bytes!("../corpus/pydocs.jsonl.zst"),
-    ),
+    ("pydocs.jsonl.zst", include_bytes!("../corpus/pydocs.jsonl.zst")),
 ];
 
 /// Sources and license lines of the embedded corpus.
@@ -63,9 +60,7 @@ pub struct Split {
 
 /// Splits documents by id hash, keeping their order within each side.
 pub fn split(docs: Vec<Document>, val_fraction: f64) -> Split {
-    let (val, train) = docs
-        .into_iter()
-        .partition(|d| is_validation(&d.id, val_fraction));
+    let (val, train) = docs.into_iter().partition(|d| is_validation(&d.id, val_fraction));
     Split { train, val }
 }
 
@@ -75,12 +70,7 @@ mod tests {
 
     #[test]
     fn split_is_by_id_and_roughly_proportional() {
-        let docs: Vec<Document> = (0..10_000)
-            .map(|i| Document {
-                id: format!("doc-{i}"),
-                text: "x".into(),
-            })
-            .collect();
+        let docs: Vec<Document> = (0..10_000).map(|i| Document { id: format!("doc-{i}"), text: "x".into() }).collect();
         let s = split(docs.clone(), 0.02);
         assert!((150..250).contains(&s.val.len()), "{}", s.val.len());
         let reversed = split(docs.into_iter().rev().collect(), 0.02);

@@ -70,21 +70,13 @@ struct Manifest {
 
 /// Prepares the default corpus with the default settings and `vocab_size`.
 pub fn prepare(cache_dir: impl AsRef<Path>, vocab_size: usize) -> Result<PreparedCorpus> {
-    prepare_with(
-        cache_dir,
-        &PrepareConfig {
-            vocab_size,
-            ..PrepareConfig::default()
-        },
-    )
+    prepare_with(cache_dir, &PrepareConfig { vocab_size, ..PrepareConfig::default() })
 }
 
 /// Prepares the default corpus, reusing the cache when it is complete and
 /// consistent.
 pub fn prepare_with(cache_dir: impl AsRef<Path>, cfg: &PrepareConfig) -> Result<PreparedCorpus> {
-    let dir = cache_dir
-        .as_ref()
-        .join(format!("default-corpus-{:016x}", cache_key(cfg)));
+    let dir = cache_dir.as_ref().join(format!("default-corpus-{:016x}", cache_key(cfg)));
     let rebuilt_because = match load_cached(&dir) {
         Ok(Some(prepared)) => return Ok(prepared),
         Ok(None) => None,
@@ -97,12 +89,8 @@ pub fn prepare_with(cache_dir: impl AsRef<Path>, cfg: &PrepareConfig) -> Result<
 
 fn cache_key(cfg: &PrepareConfig) -> u64 {
     let mut h = StableHasher::new();
-    h.u64(CACHE_FORMAT)
-        .u64(corpus::content_hash())
-        .u64(cfg.vocab_size as u64);
-    h.field(cfg.pretokenizer.name().as_bytes())
-        .u64(cfg.val_fraction.to_bits())
-        .u64(cfg.max_shard_tokens);
+    h.u64(CACHE_FORMAT).u64(corpus::content_hash()).u64(cfg.vocab_size as u64);
+    h.field(cfg.pretokenizer.name().as_bytes()).u64(cfg.val_fraction.to_bits()).u64(cfg.max_shard_tokens);
     h.finish()
 }
 
@@ -114,8 +102,7 @@ fn load_cached(dir: &Path) -> Result<Option<PreparedCorpus>> {
         return Ok(None);
     }
     let text = std::fs::read_to_string(&manifest_path).map_err(|e| Error::io(&manifest_path, e))?;
-    let manifest: Manifest =
-        serde_json::from_str(&text).map_err(|e| Error::json(&manifest_path, e))?;
+    let manifest: Manifest = serde_json::from_str(&text).map_err(|e| Error::json(&manifest_path, e))?;
     let tokenizer_path = dir.join(TOKENIZER);
     let tokenizer = Tokenizer::load_hf(&tokenizer_path)?;
     if tokenizer.fingerprint() != manifest.tokenizer_fingerprint {
@@ -171,23 +158,14 @@ fn build(dir: &Path, cfg: &PrepareConfig) -> Result<PreparedCorpus> {
     let train_shards = write("train", split.train)?;
     let val_shards = write("val", split.val)?;
     let names = |paths: &[PathBuf]| {
-        paths
-            .iter()
-            .map(|p| {
-                p.file_name()
-                    .unwrap_or_default()
-                    .to_string_lossy()
-                    .into_owned()
-            })
-            .collect()
+        paths.iter().map(|p| p.file_name().unwrap_or_default().to_string_lossy().into_owned()).collect()
     };
     let manifest = Manifest {
         tokenizer_fingerprint: tokenizer.fingerprint(),
         train: names(&train_shards),
         val: names(&val_shards),
     };
-    let json =
-        serde_json::to_string_pretty(&manifest).map_err(|e| Error::json(dir.join(MANIFEST), e))?;
+    let json = serde_json::to_string_pretty(&manifest).map_err(|e| Error::json(dir.join(MANIFEST), e))?;
     write_atomic(&dir.join(MANIFEST), json.as_bytes())?;
     Ok(PreparedCorpus {
         dir: dir.to_path_buf(),

@@ -11,31 +11,20 @@ pub type Result<T> = std::result::Result<T, Error>;
 #[derive(Debug)]
 pub enum Error {
     /// An operating-system I/O error on `path`.
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     /// A JSON document (tokenizer file, loader state) that does not parse or
     /// does not have the expected shape.
     Json { path: PathBuf, message: String },
     /// A token shard that is not one of ours or is damaged.
     Shard { path: PathBuf, message: String },
     /// A GGUF file that does not parse; `offset` is the byte where it failed.
-    Gguf {
-        path: PathBuf,
-        offset: u64,
-        message: String,
-    },
+    Gguf { path: PathBuf, offset: u64, message: String },
     /// A Parquet file that cannot be read or lacks the requested columns.
     Parquet { path: PathBuf, message: String },
     /// A tokenizer definition that is inconsistent or unsupported.
     Tokenizer(String),
     /// Data produced with one tokenizer used with another.
-    TokenizerMismatch {
-        path: PathBuf,
-        expected: u64,
-        found: u64,
-    },
+    TokenizerMismatch { path: PathBuf, expected: u64, found: u64 },
     /// A loader configuration or resume state that cannot be honoured.
     Loader(String),
 }
@@ -43,31 +32,19 @@ pub enum Error {
 impl Error {
     /// Wraps an I/O error with the path it happened on.
     pub fn io(path: impl AsRef<Path>, source: std::io::Error) -> Self {
-        Error::Io {
-            path: path.as_ref().to_path_buf(),
-            source,
-        }
+        Error::Io { path: path.as_ref().to_path_buf(), source }
     }
 
     pub(crate) fn shard(path: impl AsRef<Path>, message: impl Into<String>) -> Self {
-        Error::Shard {
-            path: path.as_ref().to_path_buf(),
-            message: message.into(),
-        }
+        Error::Shard { path: path.as_ref().to_path_buf(), message: message.into() }
     }
 
     pub(crate) fn json(path: impl AsRef<Path>, message: impl fmt::Display) -> Self {
-        Error::Json {
-            path: path.as_ref().to_path_buf(),
-            message: message.to_string(),
-        }
+        Error::Json { path: path.as_ref().to_path_buf(), message: message.to_string() }
     }
 
     pub(crate) fn parquet(path: impl AsRef<Path>, message: impl fmt::Display) -> Self {
-        Error::Parquet {
-            path: path.as_ref().to_path_buf(),
-            message: message.to_string(),
-        }
+        Error::Parquet { path: path.as_ref().to_path_buf(), message: message.to_string() }
     }
 
     pub(crate) fn tokenizer(message: impl Into<String>) -> Self {
@@ -85,24 +62,12 @@ impl fmt::Display for Error {
             Error::Shard { path, message } => {
                 write!(f, "{}: bad token shard: {message}", path.display())
             }
-            Error::Gguf {
-                path,
-                offset,
-                message,
-            } => {
-                write!(
-                    f,
-                    "{}: bad GGUF at byte {offset}: {message}",
-                    path.display()
-                )
+            Error::Gguf { path, offset, message } => {
+                write!(f, "{}: bad GGUF at byte {offset}: {message}", path.display())
             }
             Error::Parquet { path, message } => write!(f, "{}: parquet: {message}", path.display()),
             Error::Tokenizer(message) => write!(f, "tokenizer: {message}"),
-            Error::TokenizerMismatch {
-                path,
-                expected,
-                found,
-            } => write!(
+            Error::TokenizerMismatch { path, expected, found } => write!(
                 f,
                 "{}: made with tokenizer {found:016x}, but tokenizer {expected:016x} is in use",
                 path.display()

@@ -24,11 +24,7 @@ impl AtomicFile {
         name.push(format!(".{}.tmp", std::process::id()));
         let tmp = dest.with_file_name(name);
         let file = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-        Ok(AtomicFile {
-            tmp,
-            dest: dest.to_path_buf(),
-            out: Some(BufWriter::with_capacity(1 << 20, file)),
-        })
+        Ok(AtomicFile { tmp, dest: dest.to_path_buf(), out: Some(BufWriter::with_capacity(1 << 20, file)) })
     }
 
     /// The buffered writer, positioned where the last write ended.
@@ -54,9 +50,7 @@ impl AtomicFile {
     /// Flushes, syncs and renames the file into place.
     pub fn commit(mut self) -> Result<()> {
         let out = self.out.take().expect("present until commit");
-        let file = out
-            .into_inner()
-            .map_err(|e| Error::io(&self.tmp, e.into_error()))?;
+        let file = out.into_inner().map_err(|e| Error::io(&self.tmp, e.into_error()))?;
         file.sync_all().map_err(|e| Error::io(&self.tmp, e))?;
         drop(file);
         std::fs::rename(&self.tmp, &self.dest).map_err(|e| Error::io(&self.dest, e))?;
@@ -81,9 +75,7 @@ impl Drop for AtomicFile {
 /// Writes `bytes` to `path` atomically.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let mut f = AtomicFile::create(path)?;
-    f.writer()
-        .write_all(bytes)
-        .map_err(|e| Error::io(path, e))?;
+    f.writer().write_all(bytes).map_err(|e| Error::io(path, e))?;
     f.commit()
 }
 
@@ -99,10 +91,7 @@ mod tests {
             let mut f = AtomicFile::create(&dest).unwrap();
             f.writer().write_all(b"partial").unwrap();
         }
-        assert_eq!(
-            std::fs::read_dir(dir.path().join("sub")).unwrap().count(),
-            0
-        );
+        assert_eq!(std::fs::read_dir(dir.path().join("sub")).unwrap().count(), 0);
         let mut f = AtomicFile::create(&dest).unwrap();
         f.writer().write_all(b"0123456789").unwrap();
         f.patch(2, b"ab").unwrap();

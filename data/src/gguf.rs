@@ -128,11 +128,7 @@ impl GgufFile {
     }
 
     fn parse_named(bytes: &[u8], path: &Path) -> Result<GgufFile> {
-        let mut c = Cursor {
-            bytes,
-            pos: 0,
-            path,
-        };
+        let mut c = Cursor { bytes, pos: 0, path };
         if c.take(4)? != MAGIC {
             return Err(c.error_at(0, "not a GGUF file (bad magic)"));
         }
@@ -158,19 +154,9 @@ impl GgufFile {
                 return Err(c.error(format!("tensor {name:?} has {n_dims} dimensions")));
             }
             let dims = (0..n_dims).map(|_| c.u64()).collect::<Result<Vec<_>>>()?;
-            tensors.push(GgufTensorInfo {
-                name,
-                dims,
-                ggml_type: c.u32()?,
-                offset: c.u64()?,
-            });
+            tensors.push(GgufTensorInfo { name, dims, ggml_type: c.u32()?, offset: c.u64()? });
         }
-        let file = GgufFile {
-            version,
-            metadata,
-            tensors,
-            data_offset: 0,
-        };
+        let file = GgufFile { version, metadata, tensors, data_offset: 0 };
         let alignment = match file.get("general.alignment") {
             None => DEFAULT_ALIGNMENT,
             Some(v) => v
@@ -179,10 +165,7 @@ impl GgufFile {
                 .ok_or_else(|| c.error("general.alignment is not a power of two"))?,
         };
         let data_offset = (c.pos as u64).div_ceil(alignment) * alignment;
-        Ok(GgufFile {
-            data_offset,
-            ..file
-        })
+        Ok(GgufFile { data_offset, ..file })
     }
 
     /// The value of metadata key `key`.
@@ -204,10 +187,7 @@ pub fn write_metadata_only(metadata: &[(String, GgufValue)]) -> Vec<u8> {
         out.extend_from_slice(&value.type_tag().to_le_bytes());
         put_value(&mut out, value);
     }
-    out.resize(
-        (out.len() as u64).div_ceil(DEFAULT_ALIGNMENT) as usize * DEFAULT_ALIGNMENT as usize,
-        0,
-    );
+    out.resize((out.len() as u64).div_ceil(DEFAULT_ALIGNMENT) as usize * DEFAULT_ALIGNMENT as usize, 0);
     out
 }
 
@@ -248,11 +228,7 @@ struct Cursor<'a> {
 
 impl<'a> Cursor<'a> {
     fn error_at(&self, offset: usize, message: impl Into<String>) -> Error {
-        Error::Gguf {
-            path: PathBuf::from(self.path),
-            offset: offset as u64,
-            message: message.into(),
-        }
+        Error::Gguf { path: PathBuf::from(self.path), offset: offset as u64, message: message.into() }
     }
 
     fn error(&self, message: impl Into<String>) -> Error {
@@ -285,9 +261,7 @@ impl<'a> Cursor<'a> {
     fn bounded_count(&self, count: u64, min_size: u64) -> Result<usize> {
         let left = (self.bytes.len() - self.pos) as u64;
         if count.saturating_mul(min_size) > left {
-            return Err(self.error(format!(
-                "count {count} cannot fit in the {left} bytes left (truncated file?)"
-            )));
+            return Err(self.error(format!("count {count} cannot fit in the {left} bytes left (truncated file?)")));
         }
         Ok(count as usize)
     }
@@ -359,10 +333,7 @@ mod tests {
             ("bool".into(), GgufValue::Bool(true)),
             ("str".into(), s("héllo")),
             ("arr".into(), GgufValue::Array(8, vec![s("a"), s("b c")])),
-            (
-                "nested".into(),
-                GgufValue::Array(9, vec![GgufValue::Array(4, vec![GgufValue::U32(1)])]),
-            ),
+            ("nested".into(), GgufValue::Array(9, vec![GgufValue::Array(4, vec![GgufValue::U32(1)])])),
             ("u64".into(), GgufValue::U64(1 << 40)),
             ("i64".into(), GgufValue::I64(-(1 << 40))),
             ("f64".into(), GgufValue::F64(-2.25)),
@@ -382,16 +353,10 @@ mod tests {
         assert!(err.to_string().contains("truncated"), "{err}");
         let mut bad = bytes.clone();
         bad[0] = b'X';
-        assert!(GgufFile::parse(&bad)
-            .unwrap_err()
-            .to_string()
-            .contains("magic"));
+        assert!(GgufFile::parse(&bad).unwrap_err().to_string().contains("magic"));
         // A huge array count is refused before allocating.
         let mut huge = write_metadata_only(&[("k".into(), GgufValue::Array(0, vec![]))]);
         huge[24 + 9 + 4 + 4..24 + 9 + 4 + 12].copy_from_slice(&u64::MAX.to_le_bytes());
-        assert!(GgufFile::parse(&huge)
-            .unwrap_err()
-            .to_string()
-            .contains("cannot fit"));
+        assert!(GgufFile::parse(&huge).unwrap_err().to_string().contains("cannot fit"));
     }
 }

@@ -135,10 +135,7 @@ struct SourceData {
 
 impl SourceData {
     fn windows(&self) -> u64 {
-        *self
-            .window_starts
-            .last()
-            .expect("one entry per shard plus one")
+        *self.window_starts.last().expect("one entry per shard plus one")
     }
 }
 
@@ -151,19 +148,14 @@ pub struct Loader {
 
 impl std::fmt::Debug for Loader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Loader")
-            .field("cfg", &self.cfg)
-            .field("sources", &self.stats())
-            .finish()
+        f.debug_struct("Loader").field("cfg", &self.cfg).field("sources", &self.stats()).finish()
     }
 }
 
 impl Loader {
     pub fn new(specs: &[SourceSpec], cfg: LoaderConfig) -> Result<Loader> {
         if cfg.seq_len == 0 || cfg.batch_size == 0 {
-            return Err(Error::Loader(
-                "seq_len and batch_size must be positive".into(),
-            ));
+            return Err(Error::Loader("seq_len and batch_size must be positive".into()));
         }
         if specs.is_empty() {
             return Err(Error::Loader("no sources".into()));
@@ -172,31 +164,19 @@ impl Loader {
         let mut sources = Vec::with_capacity(specs.len());
         let mut tokenizer_hash = cfg.tokenizer_hash;
         for spec in specs {
-            let shards = spec
-                .shards
-                .iter()
-                .map(Shard::open)
-                .collect::<Result<Vec<_>>>()?;
+            let shards = spec.shards.iter().map(Shard::open).collect::<Result<Vec<_>>>()?;
             let mut window_starts = vec![0u64];
             let mut unused_tokens = 0;
             for shard in &shards {
                 let found = shard.header().tokenizer_hash;
                 match tokenizer_hash {
                     Some(expected) if expected != found => {
-                        return Err(Error::TokenizerMismatch {
-                            path: shard.path().into(),
-                            expected,
-                            found,
-                        })
+                        return Err(Error::TokenizerMismatch { path: shard.path().into(), expected, found })
                     }
                     _ => tokenizer_hash = Some(found),
                 }
                 let len = shard.len() as u64;
-                let n = if len >= window {
-                    (len - 1) / cfg.seq_len as u64
-                } else {
-                    0
-                };
+                let n = if len >= window { (len - 1) / cfg.seq_len as u64 } else { 0 };
                 unused_tokens += len - if n > 0 { n * cfg.seq_len as u64 + 1 } else { 0 };
                 window_starts.push(window_starts.last().expect("non-empty") + n);
             }
@@ -212,27 +192,17 @@ impl Loader {
                 perm: Vec::new(),
             };
             if data.windows() == 0 {
-                return Err(Error::Loader(format!(
-                    "source {:?} has no window of {window} tokens",
-                    spec.name
-                )));
+                return Err(Error::Loader(format!("source {:?} has no window of {window} tokens", spec.name)));
             }
             if data.windows() > u64::from(u32::MAX) {
-                return Err(Error::Loader(format!(
-                    "source {:?} has more than 2^32 windows",
-                    spec.name
-                )));
+                return Err(Error::Loader(format!("source {:?} has more than 2^32 windows", spec.name)));
             }
             sources.push(data);
         }
         let weights: Vec<Weight> = specs.iter().map(|s| s.weight).collect();
         allot(&mut sources, &weights, cfg.budget_windows)?;
         let fingerprint = fingerprint(&cfg, specs, &sources);
-        Ok(Loader {
-            cfg,
-            sources,
-            fingerprint,
-        })
+        Ok(Loader { cfg, sources, fingerprint })
     }
 
     pub fn config(&self) -> &LoaderConfig {
@@ -289,8 +259,7 @@ impl Loader {
             Order::Shuffled => {
                 if s.perm_epoch != Some(epoch) {
                     s.perm = (0..windows as u32).collect();
-                    SplitMix64::new(mix64(seed ^ mix64(i as u64 ^ mix64(epoch))))
-                        .shuffle(&mut s.perm);
+                    SplitMix64::new(mix64(seed ^ mix64(i as u64 ^ mix64(epoch)))).shuffle(&mut s.perm);
                     s.perm_epoch = Some(epoch);
                 }
                 u64::from(s.perm[k as usize])
@@ -309,10 +278,7 @@ impl Loader {
             sources: self
                 .sources
                 .iter()
-                .map(|s| SourcePosition {
-                    name: s.name.clone(),
-                    windows_drawn: s.drawn,
-                })
+                .map(|s| SourcePosition { name: s.name.clone(), windows_drawn: s.drawn })
                 .collect(),
         }
     }
@@ -333,9 +299,7 @@ impl Loader {
                 .zip(&self.sources)
                 .all(|(p, s)| p.name == s.name && s.quota.is_none_or(|q| p.windows_drawn <= q));
         if !names_match {
-            return Err(Error::Loader(
-                "resume state lists other sources or positions past their quota".into(),
-            ));
+            return Err(Error::Loader("resume state lists other sources or positions past their quota".into()));
         }
         for (p, s) in state.sources.iter().zip(&mut self.sources) {
             s.drawn = p.windows_drawn;
@@ -366,10 +330,7 @@ fn allot(sources: &mut [SourceData], weights: &[Weight], budget: Option<u64>) ->
     for (s, w) in sources.iter_mut().zip(weights) {
         match *w {
             Weight::Epochs(e) | Weight::Proportion(e) if !(e.is_finite() && e > 0.0) => {
-                return Err(Error::Loader(format!(
-                    "source {:?}: weight {e} must be positive and finite",
-                    s.name
-                )))
+                return Err(Error::Loader(format!("source {:?}: weight {e} must be positive and finite", s.name)))
             }
             Weight::Epochs(e) => {
                 let q = (e * s.windows() as f64).round() as u64;
@@ -383,20 +344,14 @@ fn allot(sources: &mut [SourceData], weights: &[Weight], budget: Option<u64>) ->
     let budget = match (budget, has_proportions) {
         (None, false) => Some(epoch_total),
         (None, true) if epoch_total > 0 => {
-            return Err(Error::Loader(
-                "mixing proportions with epochs needs budget_windows".into(),
-            ))
+            return Err(Error::Loader("mixing proportions with epochs needs budget_windows".into()))
         }
         (None, true) => None,
         (Some(b), false) if b != epoch_total => {
-            return Err(Error::Loader(format!(
-                "the epochs fix the budget at {epoch_total} windows, not {b}"
-            )))
+            return Err(Error::Loader(format!("the epochs fix the budget at {epoch_total} windows, not {b}")))
         }
         (Some(b), _) if b < epoch_total => {
-            return Err(Error::Loader(format!(
-                "budget {b} is below the {epoch_total} windows the epochs need"
-            )))
+            return Err(Error::Loader(format!("budget {b} is below the {epoch_total} windows the epochs need")))
         }
         (Some(b), _) => Some(b),
     };
@@ -432,8 +387,7 @@ fn allot(sources: &mut [SourceData], weights: &[Weight], budget: Option<u64>) ->
 fn fingerprint(cfg: &LoaderConfig, specs: &[SourceSpec], sources: &[SourceData]) -> u64 {
     let mut h = StableHasher::new();
     h.field(b"loader-v1").u64(cfg.seq_len as u64).u64(cfg.seed);
-    h.u64(matches!(cfg.order, Order::Shuffled) as u64)
-        .u64(cfg.budget_windows.unwrap_or(u64::MAX));
+    h.u64(matches!(cfg.order, Order::Shuffled) as u64).u64(cfg.budget_windows.unwrap_or(u64::MAX));
     for (spec, s) in specs.iter().zip(sources) {
         h.field(spec.name.as_bytes());
         let (kind, value) = match spec.weight {
@@ -442,8 +396,7 @@ fn fingerprint(cfg: &LoaderConfig, specs: &[SourceSpec], sources: &[SourceData])
         };
         h.u64(kind).u64(value.to_bits());
         for shard in &s.shards {
-            h.u64(shard.header().tokens)
-                .u64(shard.header().tokenizer_hash);
+            h.u64(shard.header().tokens).u64(shard.header().tokenizer_hash);
         }
     }
     h.finish()

@@ -99,19 +99,11 @@ impl ReadReport {
     fn skip(&mut self, path: &Path, record: Option<u64>, reason: SkipReason) {
         *self.skipped.entry(reason.kind()).or_insert(0) += 1;
         if self.examples.len() < Self::EXAMPLES {
-            self.examples.push(Skip {
-                path: path.to_path_buf(),
-                record,
-                reason,
-            });
+            self.examples.push(Skip { path: path.to_path_buf(), record, reason });
         }
     }
 
-    fn deliver(
-        &mut self,
-        doc: Document,
-        sink: &mut dyn FnMut(Document) -> Result<()>,
-    ) -> Result<()> {
+    fn deliver(&mut self, doc: Document, sink: &mut dyn FnMut(Document) -> Result<()>) -> Result<()> {
         self.documents += 1;
         self.bytes += doc.text.len() as u64;
         sink(doc)
@@ -120,19 +112,11 @@ impl ReadReport {
 
 impl fmt::Display for ReadReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} documents ({} bytes) from {} files",
-            self.documents, self.bytes, self.files
-        )?;
+        write!(f, "{} documents ({} bytes) from {} files", self.documents, self.bytes, self.files)?;
         if self.skipped.is_empty() {
             return write!(f, ", nothing skipped");
         }
-        let kinds: Vec<String> = self
-            .skipped
-            .iter()
-            .map(|(k, n)| format!("{n} {k}"))
-            .collect();
+        let kinds: Vec<String> = self.skipped.iter().map(|(k, n)| format!("{n} {k}")).collect();
         write!(f, "; skipped {}", kinds.join(", "))?;
         for e in &self.examples {
             write!(f, "\n  {e}")?;
@@ -149,19 +133,11 @@ pub enum Source {
     Text { path: PathBuf },
     /// A `.jsonl` / `.jsonl.zst` file or a folder of them; one JSON object
     /// a line. The id is `id_field` when present, else "file:line".
-    Jsonl {
-        path: PathBuf,
-        text_field: String,
-        id_field: String,
-    },
+    Jsonl { path: PathBuf, text_field: String, id_field: String },
     /// A `.parquet` file or a folder of them. Columns are named by their
     /// dotted path (`meta.raw_text`); the id is "file:row" when `id_column`
     /// is `None`.
-    Parquet {
-        path: PathBuf,
-        text_column: String,
-        id_column: Option<String>,
-    },
+    Parquet { path: PathBuf, text_column: String, id_column: Option<String> },
 }
 
 /// Which text of a MAGACorpus row to read.
@@ -176,11 +152,7 @@ pub enum MagaText {
 impl Source {
     /// JSONL with `{"id": ..., "text": ...}` lines, the default corpus format.
     pub fn jsonl(path: impl Into<PathBuf>) -> Source {
-        Source::Jsonl {
-            path: path.into(),
-            text_field: "text".into(),
-            id_field: "id".into(),
-        }
+        Source::Jsonl { path: path.into(), text_field: "text".into(), id_field: "id".into() }
     }
 
     /// MAGACorpus Parquet (`meta.{chunk_id, docid, meta_extra, source, split,
@@ -190,11 +162,7 @@ impl Source {
             MagaText::Reformulated => "content_split",
             MagaText::Raw => "meta.raw_text",
         };
-        Source::Parquet {
-            path: path.into(),
-            text_column: column.into(),
-            id_column: Some("meta.chunk_id".into()),
-        }
+        Source::Parquet { path: path.into(), text_column: column.into(), id_column: Some("meta.chunk_id".into()) }
     }
 
     /// Streams every usable document to `sink`, in a deterministic order.
@@ -205,33 +173,21 @@ impl Source {
                 for file in list_files(path, &[])? {
                     report.files += 1;
                     let bytes = std::fs::read(&file).map_err(|e| Error::io(&file, e))?;
-                    let id = file
-                        .strip_prefix(path)
-                        .ok()
-                        .filter(|p| !p.as_os_str().is_empty())
-                        .unwrap_or(&file);
+                    let id = file.strip_prefix(path).ok().filter(|p| !p.as_os_str().is_empty()).unwrap_or(&file);
                     let id = id.to_string_lossy().into_owned();
                     if let Some(text) = checked_text(bytes, &file, None, &mut report) {
                         report.deliver(Document { id, text }, sink)?;
                     }
                 }
             }
-            Source::Jsonl {
-                path,
-                text_field,
-                id_field,
-            } => {
+            Source::Jsonl { path, text_field, id_field } => {
                 for file in list_files(path, &[".jsonl", ".jsonl.zst"])? {
                     report.files += 1;
                     let reader = open_maybe_zstd(&file)?;
                     read_jsonl(reader, &file, text_field, id_field, &mut report, sink)?;
                 }
             }
-            Source::Parquet {
-                path,
-                text_column,
-                id_column,
-            } => {
+            Source::Parquet { path, text_column, id_column } => {
                 for file in list_files(path, &[".parquet"])? {
                     report.files += 1;
                     read_parquet(&file, text_column, id_column.as_deref(), &mut report, sink)?;
@@ -283,30 +239,17 @@ fn list_files(path: &Path, suffixes: &[&str]) -> Result<Vec<PathBuf>> {
 fn open_maybe_zstd(path: &Path) -> Result<Box<dyn BufRead>> {
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
     Ok(if path.extension().is_some_and(|e| e == "zst") {
-        Box::new(BufReader::new(
-            zstd::Decoder::new(file).map_err(|e| Error::io(path, e))?,
-        ))
+        Box::new(BufReader::new(zstd::Decoder::new(file).map_err(|e| Error::io(path, e))?))
     } else {
         Box::new(BufReader::with_capacity(1 << 20, file))
     })
 }
 
 /// UTF-8 and non-empty, or a counted skip.
-fn checked_text(
-    bytes: Vec<u8>,
-    path: &Path,
-    record: Option<u64>,
-    report: &mut ReadReport,
-) -> Option<String> {
+fn checked_text(bytes: Vec<u8>, path: &Path, record: Option<u64>, report: &mut ReadReport) -> Option<String> {
     match String::from_utf8(bytes) {
         Err(e) => {
-            report.skip(
-                path,
-                record,
-                SkipReason::InvalidUtf8 {
-                    offset: e.utf8_error().valid_up_to(),
-                },
-            );
+            report.skip(path, record, SkipReason::InvalidUtf8 { offset: e.utf8_error().valid_up_to() });
             None
         }
         Ok(text) if text.is_empty() => {
@@ -329,11 +272,7 @@ pub fn read_jsonl(
     let mut line = Vec::new();
     for number in 1.. {
         line.clear();
-        if input
-            .read_until(b'\n', &mut line)
-            .map_err(|e| Error::io(path, e))?
-            == 0
-        {
+        if input.read_until(b'\n', &mut line).map_err(|e| Error::io(path, e))? == 0 {
             return Ok(());
         }
         while matches!(line.last(), Some(b'\n' | b'\r')) {
@@ -378,8 +317,7 @@ fn read_parquet(
     sink: &mut dyn FnMut(Document) -> Result<()>,
 ) -> Result<()> {
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
-    let builder =
-        ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| Error::parquet(path, e))?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| Error::parquet(path, e))?;
     let schema = builder.parquet_schema();
     let wanted: Vec<&str> = std::iter::once(text_column).chain(id_column).collect();
     let mut leaves = Vec::new();
@@ -390,18 +328,12 @@ fn read_parquet(
         leaves.push(index);
     }
     let mask = ProjectionMask::leaves(schema, leaves);
-    let reader = builder
-        .with_projection(mask)
-        .with_batch_size(1024)
-        .build()
-        .map_err(|e| Error::parquet(path, e))?;
+    let reader = builder.with_projection(mask).with_batch_size(1024).build().map_err(|e| Error::parquet(path, e))?;
     let mut row = 0u64;
     for batch in reader {
         let batch = batch.map_err(|e| Error::parquet(path, e))?;
         let texts = column_path(&batch, text_column, path)?;
-        let ids = id_column
-            .map(|c| column_path(&batch, c, path))
-            .transpose()?;
+        let ids = id_column.map(|c| column_path(&batch, c, path)).transpose()?;
         for i in 0..batch.num_rows() {
             row += 1;
             let text = match string_at(&texts, i, path)? {
@@ -431,18 +363,14 @@ fn read_parquet(
 fn column_path(batch: &RecordBatch, name: &str, path: &Path) -> Result<Vec<ArrayRef>> {
     let mut parts = name.split('.');
     let first = parts.next().unwrap_or_default();
-    let mut levels = vec![batch
-        .column_by_name(first)
-        .ok_or_else(|| Error::parquet(path, format!("no column {first:?}")))?
-        .clone()];
+    let mut levels =
+        vec![batch.column_by_name(first).ok_or_else(|| Error::parquet(path, format!("no column {first:?}")))?.clone()];
     for part in parts {
         let parent = levels.last().expect("non-empty");
         let child = parent
             .as_struct_opt()
             .and_then(|s| s.column_by_name(part))
-            .ok_or_else(|| {
-                Error::parquet(path, format!("column {name:?}: no struct field {part:?}"))
-            })?
+            .ok_or_else(|| Error::parquet(path, format!("column {name:?}: no struct field {part:?}")))?
             .clone();
         levels.push(child);
     }
@@ -470,10 +398,7 @@ fn string_at(levels: &[ArrayRef], i: usize, path: &Path) -> Result<Option<String
     } else if let Some(n) = a.as_primitive_opt::<UInt64Type>() {
         n.value(i).to_string()
     } else {
-        return Err(Error::parquet(
-            path,
-            format!("column of type {} is not text", a.data_type()),
-        ));
+        return Err(Error::parquet(path, format!("column of type {} is not text", a.data_type())));
     };
     Ok(Some(s))
 }
@@ -499,40 +424,20 @@ mod tests {
         let input: &[u8] = b"{\"id\": \"a\", \"text\": \"one\"}\nnot json\n{\"text\": \"\"}\n{\"id\": 7, \"text\": \"two\"}\r\n{\"id\": \"x\"}\n\xff\n";
         let mut docs = Vec::new();
         let mut report = ReadReport::default();
-        read_jsonl(
-            input,
-            Path::new("f.jsonl"),
-            "text",
-            "id",
-            &mut report,
-            &mut |d| {
-                docs.push(d);
-                Ok(())
-            },
-        )
+        read_jsonl(input, Path::new("f.jsonl"), "text", "id", &mut report, &mut |d| {
+            docs.push(d);
+            Ok(())
+        })
         .unwrap();
         assert_eq!(
             docs,
-            vec![
-                Document {
-                    id: "a".into(),
-                    text: "one".into()
-                },
-                Document {
-                    id: "7".into(),
-                    text: "two".into()
-                }
-            ]
+            vec![Document { id: "a".into(), text: "one".into() }, Document { id: "7".into(), text: "two".into() }]
         );
         assert_eq!(report.total_skipped(), 4);
         assert_eq!(report.skipped["malformed JSON"], 1);
         assert_eq!(report.examples[0].record, Some(2));
         let shown = report.to_string();
-        for expected in [
-            "f.jsonl:3: empty text",
-            "f.jsonl:5: missing text",
-            "f.jsonl:6: invalid UTF-8 at byte 0",
-        ] {
+        for expected in ["f.jsonl:3: empty text", "f.jsonl:5: missing text", "f.jsonl:6: invalid UTF-8 at byte 0"] {
             assert!(shown.contains(expected), "{shown}");
         }
     }

@@ -61,10 +61,7 @@ impl ShardHeader {
         let u64_at = |o: usize| u64::from_le_bytes(bytes[o..o + 8].try_into().expect("8 bytes"));
         let version = u32_at(8);
         if version != VERSION {
-            return Err(Error::shard(
-                path,
-                format!("version {version}, this build reads {VERSION}"),
-            ));
+            return Err(Error::shard(path, format!("version {version}, this build reads {VERSION}")));
         }
         let header = ShardHeader {
             width: u32_at(12),
@@ -82,10 +79,8 @@ impl ShardHeader {
                 ),
             ));
         }
-        let expected = header
-            .tokens
-            .checked_mul(u64::from(header.width))
-            .and_then(|b| b.checked_add(HEADER_LEN as u64));
+        let expected =
+            header.tokens.checked_mul(u64::from(header.width)).and_then(|b| b.checked_add(HEADER_LEN as u64));
         if expected != Some(len as u64) {
             return Err(Error::shard(
                 path,
@@ -114,10 +109,7 @@ pub struct Shard {
 
 impl std::fmt::Debug for Shard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Shard")
-            .field("path", &self.path)
-            .field("header", &self.header)
-            .finish()
+        f.debug_struct("Shard").field("path", &self.path).field("header", &self.header).finish()
     }
 }
 
@@ -130,11 +122,7 @@ impl Shard {
         // written under a temporary name and renamed, never rewritten.
         let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
         let header = ShardHeader::parse(&map, path)?;
-        Ok(Shard {
-            path: path.to_path_buf(),
-            header,
-            map,
-        })
+        Ok(Shard { path: path.to_path_buf(), header, map })
     }
 
     /// Opens a shard and checks that `tokenizer` made it.
@@ -178,17 +166,9 @@ impl Shard {
         let w = self.header.width as usize;
         let bytes = &self.map[HEADER_LEN + start * w..HEADER_LEN + (start + count) * w];
         if w == 2 {
-            out.extend(
-                bytes
-                    .chunks_exact(2)
-                    .map(|c| u32::from(u16::from_le_bytes([c[0], c[1]]))),
-            );
+            out.extend(bytes.chunks_exact(2).map(|c| u32::from(u16::from_le_bytes([c[0], c[1]]))));
         } else {
-            out.extend(
-                bytes
-                    .chunks_exact(4)
-                    .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])),
-            );
+            out.extend(bytes.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])));
         }
     }
 
@@ -228,28 +208,20 @@ impl ShardWriter {
     /// have an end-of-text id to separate them.
     pub fn create(path: impl AsRef<Path>, tokenizer: &Tokenizer) -> Result<ShardWriter> {
         let path = path.as_ref();
-        let eos = tokenizer.eos_id().ok_or_else(|| {
-            Error::tokenizer("the tokenizer has no end-of-text token to separate documents")
-        })?;
+        let eos = tokenizer
+            .eos_id()
+            .ok_or_else(|| Error::tokenizer("the tokenizer has no end-of-text token to separate documents"))?;
         let vocab_size = tokenizer.vocab_size();
         let header = ShardHeader {
             width: width_for(vocab_size),
-            vocab_size: u32::try_from(vocab_size)
-                .map_err(|_| Error::tokenizer("vocabulary larger than u32"))?,
+            vocab_size: u32::try_from(vocab_size).map_err(|_| Error::tokenizer("vocabulary larger than u32"))?,
             tokens: 0,
             documents: 0,
             tokenizer_hash: tokenizer.fingerprint(),
         };
         let mut file = AtomicFile::create(path)?;
-        file.writer()
-            .write_all(&header.to_bytes())
-            .map_err(|e| Error::io(path, e))?;
-        Ok(ShardWriter {
-            file,
-            path: path.to_path_buf(),
-            header,
-            eos,
-        })
+        file.writer().write_all(&header.to_bytes()).map_err(|e| Error::io(path, e))?;
+        Ok(ShardWriter { file, path: path.to_path_buf(), header, eos })
     }
 
     /// Appends one document's ids and an end-of-text.
@@ -260,10 +232,7 @@ impl ShardWriter {
             debug_assert!(id < self.header.vocab_size);
             bytes.extend_from_slice(&id.to_le_bytes()[..width]);
         }
-        self.file
-            .writer()
-            .write_all(&bytes)
-            .map_err(|e| Error::io(&self.path, e))?;
+        self.file.writer().write_all(&bytes).map_err(|e| Error::io(&self.path, e))?;
         self.header.tokens += ids.len() as u64 + 1;
         self.header.documents += 1;
         Ok(())
@@ -300,12 +269,7 @@ pub struct ShardSetWriter<'t> {
 const BATCH_BYTES: usize = 4 << 20;
 
 impl<'t> ShardSetWriter<'t> {
-    pub fn new(
-        tokenizer: &'t Tokenizer,
-        dir: impl Into<PathBuf>,
-        stem: &str,
-        max_tokens: u64,
-    ) -> Self {
+    pub fn new(tokenizer: &'t Tokenizer, dir: impl Into<PathBuf>, stem: &str, max_tokens: u64) -> Self {
         ShardSetWriter {
             tokenizer,
             dir: dir.into(),
@@ -331,23 +295,14 @@ impl<'t> ShardSetWriter<'t> {
         let texts: Vec<&str> = self.pending.iter().map(|d| d.text.as_str()).collect();
         let encoded = self.tokenizer.encode_batch(&texts);
         for ids in encoded {
-            if self
-                .current
-                .as_ref()
-                .is_some_and(|s| s.tokens() >= self.max_tokens)
-            {
+            if self.current.as_ref().is_some_and(|s| s.tokens() >= self.max_tokens) {
                 self.finish_current()?;
             }
             if self.current.is_none() {
-                let path = self
-                    .dir
-                    .join(format!("{}-{:05}.bin", self.stem, self.done.len()));
+                let path = self.dir.join(format!("{}-{:05}.bin", self.stem, self.done.len()));
                 self.current = Some(ShardWriter::create(path, self.tokenizer)?);
             }
-            self.current
-                .as_mut()
-                .expect("just created")
-                .push_document(&ids)?;
+            self.current.as_mut().expect("just created").push_document(&ids)?;
         }
         self.pending.clear();
         self.pending_bytes = 0;

@@ -16,24 +16,12 @@ fn embedded_corpus_is_complete_and_attributed() {
     // 1,103 of the 2,099 Wikipedia lines are redirect stubs with empty
     // text: they are counted as skipped, the rest all arrive.
     assert_eq!(docs.len(), 2099 + 407 - 1103);
-    assert_eq!(
-        report
-            .skipped
-            .iter()
-            .map(|(k, n)| (*k, *n))
-            .collect::<Vec<_>>(),
-        [("empty text", 1103)],
-        "{report}"
-    );
+    assert_eq!(report.skipped.iter().map(|(k, n)| (*k, *n)).collect::<Vec<_>>(), [("empty text", 1103)], "{report}");
     let bytes: usize = docs.iter().map(|d| d.text.len()).sum();
     assert!((10_000_000..11_000_000).contains(&bytes), "{bytes} bytes");
     let ids: HashSet<&str> = docs.iter().map(|d| d.id.as_str()).collect();
     assert_eq!(ids.len(), docs.len(), "ids are unique");
-    for line in [
-        "CC BY-SA",
-        "Wikipedia contributors",
-        "PSF Documentation License",
-    ] {
+    for line in ["CC BY-SA", "Wikipedia contributors", "PSF Documentation License"] {
         assert!(corpus::ATTRIBUTION.contains(line), "{line}");
     }
 }
@@ -59,43 +47,22 @@ const PINNED_FIRST_VAL_IDS: [&str; 3] = ["wiki-8721706", "wiki-8722696", "wiki-8
 #[test]
 fn prepare_builds_once_then_reuses_the_cache() {
     let cache = tempfile::tempdir().unwrap();
-    let cfg = PrepareConfig {
-        vocab_size: 1024,
-        ..PrepareConfig::default()
-    };
+    let cfg = PrepareConfig { vocab_size: 1024, ..PrepareConfig::default() };
     let first = prepare_with(cache.path(), &cfg).unwrap();
     assert!(!first.reused);
     assert_eq!(first.tokenizer.vocab_size(), 1024);
     assert_eq!(first.read_report.as_ref().unwrap().documents, 1403);
-    let train_tokens: usize = first
-        .train_shards
-        .iter()
-        .map(|p| Shard::open(p).unwrap().len())
-        .sum();
-    let val_tokens: usize = first
-        .val_shards
-        .iter()
-        .map(|p| Shard::open(p).unwrap().len())
-        .sum();
-    assert!(
-        train_tokens > 2_000_000 && val_tokens > 20_000,
-        "{train_tokens} / {val_tokens}"
-    );
+    let train_tokens: usize = first.train_shards.iter().map(|p| Shard::open(p).unwrap().len()).sum();
+    let val_tokens: usize = first.val_shards.iter().map(|p| Shard::open(p).unwrap().len()).sum();
+    assert!(train_tokens > 2_000_000 && val_tokens > 20_000, "{train_tokens} / {val_tokens}");
 
     let second = prepare_with(cache.path(), &cfg).unwrap();
     assert!(second.reused && second.rebuilt_because.is_none());
-    assert_eq!(
-        second.tokenizer.fingerprint(),
-        first.tokenizer.fingerprint()
-    );
+    assert_eq!(second.tokenizer.fingerprint(), first.tokenizer.fingerprint());
     assert_eq!(second.train_shards, first.train_shards);
 
     // The shards feed the loader directly.
-    let spec = SourceSpec {
-        name: "val".into(),
-        shards: second.val_shards.clone(),
-        weight: Weight::Epochs(1.0),
-    };
+    let spec = SourceSpec { name: "val".into(), shards: second.val_shards.clone(), weight: Weight::Epochs(1.0) };
     let config = LoaderConfig {
         seq_len: 128,
         batch_size: 8,
@@ -110,18 +77,9 @@ fn prepare_builds_once_then_reuses_the_cache() {
     // A damaged cache entry is noticed, reported and rebuilt.
     let shard = &first.train_shards[0];
     let len = std::fs::metadata(shard).unwrap().len();
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(shard)
-        .unwrap()
-        .set_len(len - 2)
-        .unwrap();
+    std::fs::OpenOptions::new().write(true).open(shard).unwrap().set_len(len - 2).unwrap();
     let third = prepare_with(cache.path(), &cfg).unwrap();
     assert!(!third.reused);
     assert!(third.rebuilt_because.unwrap().contains("truncated"));
-    assert_eq!(
-        third.tokenizer.fingerprint(),
-        first.tokenizer.fingerprint(),
-        "training is deterministic"
-    );
+    assert_eq!(third.tokenizer.fingerprint(), first.tokenizer.fingerprint(), "training is deterministic");
 }

@@ -14,37 +14,26 @@ use proptest::prelude::*;
 fn small(p: PreTokenizer) -> &'static Tokenizer {
     static GPT2: OnceLock<Tokenizer> = OnceLock::new();
     static DIGITS: OnceLock<Tokenizer> = OnceLock::new();
-    let cell = if p == PreTokenizer::Gpt2 {
-        &GPT2
-    } else {
-        &DIGITS
-    };
+    let cell = if p == PreTokenizer::Gpt2 { &GPT2 } else { &DIGITS };
     cell.get_or_init(|| small_tokenizer(p))
 }
 
 /// Text mixing arbitrary characters with the pieces that matter to BPE.
 fn texty() -> impl Strategy<Value = String> {
-    prop_oneof![
-        any::<String>(),
-        "([a-zA-Z]{1,8}|[0-9]{1,5}|'(s|ll|re)|\\s{1,4}|[.,;!?(){}]|\\PC){0,50}",
-    ]
+    prop_oneof![any::<String>(), "([a-zA-Z]{1,8}|[0-9]{1,5}|'(s|ll|re)|\\s{1,4}|[.,;!?(){}]|\\PC){0,50}",]
 }
 
 /// A byte string and a list of (position, byte) overwrites and a cut.
 fn damage(valid: Vec<u8>) -> impl Strategy<Value = Vec<u8>> {
     let len = valid.len();
-    (
-        proptest::collection::vec((0..len, any::<u8>()), 0..4),
-        0..=len,
-    )
-        .prop_map(move |(edits, cut)| {
-            let mut bytes = valid.clone();
-            for (at, b) in edits {
-                bytes[at] = b;
-            }
-            bytes.truncate(cut.max(len / 2));
-            bytes
-        })
+    (proptest::collection::vec((0..len, any::<u8>()), 0..4), 0..=len).prop_map(move |(edits, cut)| {
+        let mut bytes = valid.clone();
+        for (at, b) in edits {
+            bytes[at] = b;
+        }
+        bytes.truncate(cut.max(len / 2));
+        bytes
+    })
 }
 
 fn valid_shard_bytes() -> Vec<u8> {

@@ -27,19 +27,9 @@ fn text_folders_read_in_order_and_count_bad_files() {
     assert_eq!((report.files, report.documents, report.bytes), (5, 3, 16));
     assert_eq!(report.skipped["empty text"], 1);
     assert_eq!(report.skipped["invalid UTF-8"], 1);
-    assert!(
-        report
-            .to_string()
-            .contains("latin1.txt: invalid UTF-8 at byte 3"),
-        "{report}"
-    );
+    assert!(report.to_string().contains("latin1.txt: invalid UTF-8 at byte 3"), "{report}");
 
-    let missing = Source::Text {
-        path: root.join("nope"),
-    }
-    .read_all()
-    .unwrap_err()
-    .to_string();
+    let missing = Source::Text { path: root.join("nope") }.read_all().unwrap_err().to_string();
     assert!(missing.contains("nope"), "{missing}");
 }
 
@@ -48,41 +38,18 @@ fn jsonl_plain_and_zstd_with_custom_fields() {
     let dir = tempfile::tempdir().unwrap();
     let lines = "{\"key\": \"k1\", \"body\": \"hello\"}\n{\"key\": \"k2\", \"body\": \"world\"}\n{\"body\": 3}\n";
     fs::write(dir.path().join("a.jsonl"), lines).unwrap();
-    fs::write(
-        dir.path().join("b.jsonl.zst"),
-        zstd::encode_all(lines.as_bytes(), 3).unwrap(),
-    )
-    .unwrap();
+    fs::write(dir.path().join("b.jsonl.zst"), zstd::encode_all(lines.as_bytes(), 3).unwrap()).unwrap();
     fs::write(dir.path().join("notes.txt"), "not a corpus file").unwrap();
-    let source = Source::Jsonl {
-        path: dir.path().into(),
-        text_field: "body".into(),
-        id_field: "key".into(),
-    };
+    let source = Source::Jsonl { path: dir.path().into(), text_field: "body".into(), id_field: "key".into() };
     let (docs, report) = source.read_all().unwrap();
-    assert_eq!(
-        docs.iter().map(|d| d.text.as_str()).collect::<Vec<_>>(),
-        ["hello", "world", "hello", "world"]
-    );
+    assert_eq!(docs.iter().map(|d| d.text.as_str()).collect::<Vec<_>>(), ["hello", "world", "hello", "world"]);
     assert_eq!(docs[0].id, "k1");
     assert_eq!(report.files, 2);
     assert_eq!(report.skipped["missing text"], 2);
-    assert!(
-        report.to_string().contains("b.jsonl.zst:3: missing text"),
-        "{report}"
-    );
+    assert!(report.to_string().contains("b.jsonl.zst:3: missing text"), "{report}");
 }
 
-const META_FIELDS: [&str; 8] = [
-    "chunk_id",
-    "docid",
-    "meta_extra",
-    "source",
-    "split",
-    "genre",
-    "audience",
-    "raw_text",
-];
+const META_FIELDS: [&str; 8] = ["chunk_id", "docid", "meta_extra", "source", "split", "genre", "audience", "raw_text"];
 
 /// A MAGACorpus-shaped row: (chunk_id, raw_text, content_split).
 type Row<'a> = (&'a str, Option<&'a str>, Option<&'a str>);
@@ -100,19 +67,11 @@ fn write_maga(path: &Path, rows: &[Row]) {
             other => column(&|_| Some(format!("{other}-value"))),
         })
         .collect();
-    let fields: Fields = META_FIELDS
-        .iter()
-        .map(|n| Field::new(*n, DataType::Utf8, true))
-        .collect();
+    let fields: Fields = META_FIELDS.iter().map(|n| Field::new(*n, DataType::Utf8, true)).collect();
     let meta = StructArray::new(fields, meta_columns, None);
     let content = column(&|r| r.2.map(str::to_string));
-    let batch = RecordBatch::try_from_iter([
-        ("meta", Arc::new(meta) as ArrayRef),
-        ("content_split", content),
-    ])
-    .unwrap();
-    let mut w =
-        ArrowWriter::try_new(fs::File::create(path).unwrap(), batch.schema(), None).unwrap();
+    let batch = RecordBatch::try_from_iter([("meta", Arc::new(meta) as ArrayRef), ("content_split", content)]).unwrap();
+    let mut w = ArrowWriter::try_new(fs::File::create(path).unwrap(), batch.schema(), None).unwrap();
     w.write(&batch).unwrap();
     w.close().unwrap();
 }
@@ -130,44 +89,19 @@ fn parquet_in_the_maga_schema() {
             ("d3:0", Some(""), Some("")),
         ],
     );
-    let (docs, report) = Source::maga(&path, MagaText::Reformulated)
-        .read_all()
-        .unwrap();
+    let (docs, report) = Source::maga(&path, MagaText::Reformulated).read_all().unwrap();
     assert_eq!(
-        docs.iter()
-            .map(|d| (d.id.as_str(), d.text.as_str()))
-            .collect::<Vec<_>>(),
+        docs.iter().map(|d| (d.id.as_str(), d.text.as_str())).collect::<Vec<_>>(),
         [("d1:0", "reformulated one"), ("d2:0", "reformulated three")]
     );
-    assert_eq!(
-        (report.skipped["missing text"], report.skipped["empty text"]),
-        (1, 1)
-    );
-    assert!(
-        report.to_string().contains("maga.parquet:2: missing text"),
-        "{report}"
-    );
+    assert_eq!((report.skipped["missing text"], report.skipped["empty text"]), (1, 1));
+    assert!(report.to_string().contains("maga.parquet:2: missing text"), "{report}");
 
     let (raw, _) = Source::maga(dir.path(), MagaText::Raw).read_all().unwrap();
-    assert_eq!(
-        raw.iter().map(|d| d.text.as_str()).collect::<Vec<_>>(),
-        ["raw one", "raw two"]
-    );
+    assert_eq!(raw.iter().map(|d| d.text.as_str()).collect::<Vec<_>>(), ["raw one", "raw two"]);
 
-    let no_column = Source::Parquet {
-        path: path.clone(),
-        text_column: "meta.nope".into(),
-        id_column: None,
-    };
-    assert!(no_column
-        .read_all()
-        .unwrap_err()
-        .to_string()
-        .contains("no column \"meta.nope\""));
+    let no_column = Source::Parquet { path: path.clone(), text_column: "meta.nope".into(), id_column: None };
+    assert!(no_column.read_all().unwrap_err().to_string().contains("no column \"meta.nope\""));
     fs::write(&path, b"PAR1 this is not parquet").unwrap();
-    assert!(Source::maga(&path, MagaText::Raw)
-        .read_all()
-        .unwrap_err()
-        .to_string()
-        .contains("maga.parquet"));
+    assert!(Source::maga(&path, MagaText::Raw).read_all().unwrap_err().to_string().contains("maga.parquet"));
 }

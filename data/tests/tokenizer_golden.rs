@@ -13,21 +13,19 @@ fn tiktoken() -> &'static tiktoken_rs::CoreBPE {
 }
 
 fn first_difference(a: &[u32], b: &[u32]) -> usize {
-    a.iter()
-        .zip(b)
-        .position(|(x, y)| x != y)
-        .unwrap_or(a.len().min(b.len()))
+    a.iter().zip(b).position(|(x, y)| x != y).unwrap_or(a.len().min(b.len()))
 }
 
 fn assert_same(ours: &[u32], reference: &[u32], text: &str, what: &str) {
     if ours != reference {
         let at = first_difference(ours, reference);
-        let near = |ids: &[u32]| {
-            gpt2()
-                .decode(&ids[at.saturating_sub(3)..(at + 3).min(ids.len())])
-                .unwrap()
-        };
-        panic!("{what}: first difference at token {at}: ours {:?} vs tiktoken {:?} (text has {} bytes)", near(ours), near(reference), text.len());
+        let near = |ids: &[u32]| gpt2().decode(&ids[at.saturating_sub(3)..(at + 3).min(ids.len())]).unwrap();
+        panic!(
+            "{what}: first difference at token {at}: ours {:?} vs tiktoken {:?} (text has {} bytes)",
+            near(ours),
+            near(reference),
+            text.len()
+        );
     }
 }
 
@@ -39,12 +37,7 @@ fn gpt2_matches_tiktoken_on_corpus_and_tricky_text() {
     assert_eq!(ours.encode("Hello world"), vec![15496, 995]);
 
     let tricky = TRICKY.repeat(3);
-    assert_same(
-        &ours.encode(&tricky),
-        &bpe.encode_ordinary(&tricky),
-        &tricky,
-        "tricky text",
-    );
+    assert_same(&ours.encode(&tricky), &bpe.encode_ordinary(&tricky), &tricky, "tricky text");
     let with_special = format!("{TRICKY}<|endoftext|>second document<|endoftext|>");
     assert_same(
         &ours.encode_with_special(&with_special),
@@ -58,12 +51,7 @@ fn gpt2_matches_tiktoken_on_corpus_and_tricky_text() {
     let encoded = ours.encode_batch(&docs);
     let mut total = 0;
     for (i, (doc, ids)) in docs.iter().zip(&encoded).enumerate() {
-        assert_same(
-            ids,
-            &bpe.encode_ordinary(doc),
-            doc,
-            &format!("corpus document {i} ({})", corpus()[i].id),
-        );
+        assert_same(ids, &bpe.encode_ordinary(doc), doc, &format!("corpus document {i} ({})", corpus()[i].id));
         total += ids.len();
     }
     assert!(total > 2_000_000, "{total} tokens");

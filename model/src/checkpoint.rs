@@ -65,11 +65,21 @@ pub fn weights_to_host<B: Backend>(params: &[&Param<B>]) -> BTreeMap<String, Hos
 }
 
 /// Loads weights by name; every parameter must be present with its shape.
-pub fn load_weights<B: Backend>(params: &[&Param<B>], tensors: &BTreeMap<String, HostTensor>) -> Result<(), CheckpointError> {
+pub fn load_weights<B: Backend>(
+    params: &[&Param<B>],
+    tensors: &BTreeMap<String, HostTensor>,
+) -> Result<(), CheckpointError> {
     for p in params {
-        let t = tensors.get(p.name()).ok_or_else(|| CheckpointError::Mismatch(format!("no tensor for parameter {}", p.name())))?;
+        let t = tensors
+            .get(p.name())
+            .ok_or_else(|| CheckpointError::Mismatch(format!("no tensor for parameter {}", p.name())))?;
         if t.shape != p.shape() {
-            return Err(CheckpointError::Mismatch(format!("{}: shape {:?} in the file, {:?} in the model", p.name(), t.shape, p.shape())));
+            return Err(CheckpointError::Mismatch(format!(
+                "{}: shape {:?} in the file, {:?} in the model",
+                p.name(),
+                t.shape,
+                p.shape()
+            )));
         }
         let backend = p.value().backend().clone();
         p.set_value(device(t, &backend));

@@ -27,7 +27,13 @@ pub struct EvalReport {
 /// Scores every token of every document. Each document is preceded by the end-of-text
 /// token as context (so its first token is predicted too) and cut into windows of
 /// `seq_len` predictions; windows are batched `batch` at a time.
-pub fn evaluate_documents<B: Backend>(model: &Model<B>, tokenizer: &Tokenizer, docs: &[String], seq_len: usize, batch: usize) -> EvalReport {
+pub fn evaluate_documents<B: Backend>(
+    model: &Model<B>,
+    tokenizer: &Tokenizer,
+    docs: &[String],
+    seq_len: usize,
+    batch: usize,
+) -> EvalReport {
     let eos = tokenizer.eos_id().unwrap_or(0);
     let encoded = tokenizer.encode_batch(docs);
     // (document, first target index, window tokens)
@@ -41,7 +47,8 @@ pub fn evaluate_documents<B: Backend>(model: &Model<B>, tokenizer: &Tokenizer, d
             start = end - 1;
         }
     }
-    let mut per_document: Vec<DocLosses> = encoded.iter().map(|ids| DocLosses { tokens: ids.clone(), losses: vec![0.0; ids.len()] }).collect();
+    let mut per_document: Vec<DocLosses> =
+        encoded.iter().map(|ids| DocLosses { tokens: ids.clone(), losses: vec![0.0; ids.len()] }).collect();
     for group in windows.chunks(batch.max(1)) {
         // Windows in a batch share a length: pad short ones and ignore the padding.
         let len = group.iter().map(|w| w.2.len() - 1).max().unwrap_or(0);
@@ -62,7 +69,11 @@ pub fn evaluate_documents<B: Backend>(model: &Model<B>, tokenizer: &Tokenizer, d
     }
     let tokens: u64 = per_document.iter().map(|d| d.tokens.len() as u64).sum();
     let total: f64 = per_document.iter().flat_map(|d| d.losses.iter()).map(|&l| l as f64).sum();
-    let bytes: u64 = per_document.iter().flat_map(|d| d.tokens.iter()).map(|&t| tokenizer.token_bytes(t).map_or(0, |b| b.len() as u64)).sum();
+    let bytes: u64 = per_document
+        .iter()
+        .flat_map(|d| d.tokens.iter())
+        .map(|&t| tokenizer.token_bytes(t).map_or(0, |b| b.len() as u64))
+        .sum();
     let mean_loss = total / tokens.max(1) as f64;
     EvalReport {
         documents: docs.len(),

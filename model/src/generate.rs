@@ -24,7 +24,8 @@ pub fn generate<B: Backend>(
         let mut feed = prompt.to_vec();
         while out.len() < max_new && caches[0].len() + feed.len() <= max_len {
             let logits = model.logits_cached(&feed, 1, feed.len(), &mut caches);
-            let last: Vec<f32> = logits.value().narrow(0, feed.len() - 1, 1).to_f64_vec().iter().map(|&x| x as f32).collect();
+            let last: Vec<f32> =
+                logits.value().narrow(0, feed.len() - 1, 1).to_f64_vec().iter().map(|&x| x as f32).collect();
             let next = sample(&last, params, rng);
             if Some(next) == stop {
                 break;

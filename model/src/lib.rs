@@ -12,9 +12,9 @@ pub use config::{
 };
 pub use transformer::{LossOutput, Model, ParamCounts, IGNORE};
 pub mod checkpoint;
+pub mod eval;
 pub mod generate;
 pub mod plot;
 pub mod safetensors;
 pub mod train_config;
 pub mod trainer;
-pub mod eval;

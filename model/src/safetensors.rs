@@ -75,9 +75,10 @@ pub fn from_bytes(bytes: &[u8]) -> Result<Parsed, SafetensorsError> {
         return Err(bad(format!("{} bytes is too short for a header", bytes.len())));
     }
     let n = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")) as usize;
-    let body_start = 8usize.checked_add(n).filter(|&e| e <= bytes.len()).ok_or_else(|| {
-        bad(format!("header length {n} exceeds the file ({} bytes): truncated?", bytes.len()))
-    })?;
+    let body_start = 8usize
+        .checked_add(n)
+        .filter(|&e| e <= bytes.len())
+        .ok_or_else(|| bad(format!("header length {n} exceeds the file ({} bytes): truncated?", bytes.len())))?;
     let header: serde_json::Map<String, serde_json::Value> =
         serde_json::from_slice(&bytes[8..body_start]).map_err(|e| bad(format!("header is not JSON: {e}")))?;
     let body = &bytes[body_start..];
@@ -98,9 +99,17 @@ pub fn from_bytes(bytes: &[u8]) -> Result<Parsed, SafetensorsError> {
             "F64" => 8,
             other => return Err(bad(format!("{name}: unsupported dtype {other}"))),
         };
-        let numel = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).ok_or_else(|| bad(format!("{name}: shape overflows")))?;
+        let numel = shape
+            .iter()
+            .try_fold(1usize, |a, &d| a.checked_mul(d))
+            .ok_or_else(|| bad(format!("{name}: shape overflows")))?;
         if offs[0] > offs[1] || offs[1] > body.len() {
-            return Err(bad(format!("{name}: data {}..{} outside the {}-byte body: truncated?", offs[0], offs[1], body.len())));
+            return Err(bad(format!(
+                "{name}: data {}..{} outside the {}-byte body: truncated?",
+                offs[0],
+                offs[1],
+                body.len()
+            )));
         }
         if offs[1] - offs[0] != numel * width {
             return Err(bad(format!("{name}: {} bytes for shape {shape:?} of {dtype}", offs[1] - offs[0])));

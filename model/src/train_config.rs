@@ -286,11 +286,18 @@ fn resolve_key(tree: &Value, key: &str) -> Result<Vec<String>, String> {
     let mut paths = Vec::new();
     leaf_paths(tree, &mut Vec::new(), &mut paths);
     let wanted: Vec<&str> = key.split('.').collect();
-    let matches: Vec<&Vec<String>> = paths.iter().filter(|p| p.len() >= wanted.len() && p[p.len() - wanted.len()..] == wanted[..]).collect();
+    let matches: Vec<&Vec<String>> =
+        paths.iter().filter(|p| p.len() >= wanted.len() && p[p.len() - wanted.len()..] == wanted[..]).collect();
     match matches.as_slice() {
         [one] => Ok(one.to_vec()),
-        [] => Err(format!("unknown setting --{}; settings are: {}", key.replace('_', "-"), paths.iter().map(|p| p.join(".")).collect::<Vec<_>>().join(", "))),
-        many => Err(format!("--{key} is ambiguous: {}", many.iter().map(|p| p.join(".")).collect::<Vec<_>>().join(", "))),
+        [] => Err(format!(
+            "unknown setting --{}; settings are: {}",
+            key.replace('_', "-"),
+            paths.iter().map(|p| p.join(".")).collect::<Vec<_>>().join(", ")
+        )),
+        many => {
+            Err(format!("--{key} is ambiguous: {}", many.iter().map(|p| p.join(".")).collect::<Vec<_>>().join(", ")))
+        }
     }
 }
 
@@ -303,7 +310,10 @@ mod tests {
         let c = preset("default").unwrap();
         let c = c.set("d-model", "512").unwrap().set("n", "16").unwrap().set("arch", "baseline").unwrap();
         let c = c.set("mtp.enabled", "false").unwrap().set("lr", "0.001").unwrap();
-        assert_eq!((c.model.d_model, c.model.vwn.n, c.model.arch, c.model.mtp.enabled), (512, 16, Arch::Baseline, false));
+        assert_eq!(
+            (c.model.d_model, c.model.vwn.n, c.model.arch, c.model.mtp.enabled),
+            (512, 16, Arch::Baseline, false)
+        );
         assert_eq!(c.optim.lr, 0.001);
         assert!(c.set("bogus", "1").unwrap_err().contains("unknown setting"));
         assert!(c.set("d-model", "wide").is_err());

@@ -24,7 +24,11 @@ pub enum TrainError {
     Checkpoint(CheckpointError),
     Io(PathBuf, std::io::Error),
     /// The loss stopped being a finite number.
-    NonFinite { step: u64, loss: f64, last_checkpoint: Option<PathBuf> },
+    NonFinite {
+        step: u64,
+        loss: f64,
+        last_checkpoint: Option<PathBuf>,
+    },
 }
 
 impl fmt::Display for TrainError {
@@ -37,7 +41,9 @@ impl fmt::Display for TrainError {
             TrainError::NonFinite { step, loss, last_checkpoint } => {
                 write!(f, "the loss became {loss} at step {step}; stopped without saving. ")?;
                 match last_checkpoint {
-                    Some(p) => write!(f, "The last good checkpoint is {} (resume with --resume and a lower lr).", p.display()),
+                    Some(p) => {
+                        write!(f, "The last good checkpoint is {} (resume with --resume and a lower lr).", p.display())
+                    }
                     None => write!(f, "No checkpoint was written yet."),
                 }
             }
@@ -146,9 +152,22 @@ fn split_batch(b: &Batch) -> (Vec<u32>, Vec<u32>) {
     (inputs, targets)
 }
 
-fn loader(shards: &[PathBuf], cfg: &TrainConfig, order: Order, budget: Option<u64>, tokenizer_hash: u64) -> Result<Loader, TrainError> {
+fn loader(
+    shards: &[PathBuf],
+    cfg: &TrainConfig,
+    order: Order,
+    budget: Option<u64>,
+    tokenizer_hash: u64,
+) -> Result<Loader, TrainError> {
     let spec = SourceSpec { name: "default".into(), shards: shards.to_vec(), weight: Weight::Proportion(1.0) };
-    let lc = LoaderConfig { seq_len: cfg.seq_len, batch_size: cfg.batch_size, seed: cfg.seed, order, budget_windows: budget, tokenizer_hash: Some(tokenizer_hash) };
+    let lc = LoaderConfig {
+        seq_len: cfg.seq_len,
+        batch_size: cfg.batch_size,
+        seed: cfg.seed,
+        order,
+        budget_windows: budget,
+        tokenizer_hash: Some(tokenizer_hash),
+    };
     Ok(Loader::new(&[spec], lc)?)
 }
 
@@ -191,7 +210,12 @@ fn truncate_metrics(path: &Path, step: u64) -> Result<(), TrainError> {
     let kept: Vec<String> = BufReader::new(f)
         .lines()
         .map_while(Result::ok)
-        .filter(|l| serde_json::from_str::<serde_json::Value>(l).ok().and_then(|v| v["step"].as_u64()).is_some_and(|s| s <= step))
+        .filter(|l| {
+            serde_json::from_str::<serde_json::Value>(l)
+                .ok()
+                .and_then(|v| v["step"].as_u64())
+                .is_some_and(|s| s <= step)
+        })
         .collect();
     let mut text = kept.join("\n");
     if !text.is_empty() {
@@ -268,9 +292,11 @@ pub fn train<B: Backend>(
     let (mut step, mut tokens_seen, mut elapsed) = (0u64, 0u64, 0.0f64);
     let mut last_checkpoint = None;
     if let Some(dir) = resume {
-        let dir = checkpoint::resolve(dir).ok_or_else(|| TrainError::Config(format!("no checkpoint in {}", dir.display())))?;
+        let dir = checkpoint::resolve(dir)
+            .ok_or_else(|| TrainError::Config(format!("no checkpoint in {}", dir.display())))?;
         let (_, state) = checkpoint::read_json(&dir)?;
-        let state: RunState = serde_json::from_value(state).map_err(|e| TrainError::Config(format!("{}: state.json: {e}", dir.display())))?;
+        let state: RunState = serde_json::from_value(state)
+            .map_err(|e| TrainError::Config(format!("{}: state.json: {e}", dir.display())))?;
         if state.tokenizer_fingerprint != fingerprint {
             return Err(TrainError::Config("the checkpoint was trained with another tokenizer".into()));
         }
@@ -282,8 +308,12 @@ pub fn train<B: Backend>(
     } else if files.metrics().exists() {
         fs::remove_file(files.metrics()).map_err(io(&files.metrics()))?;
     }
-    data::fsutil::write_atomic(&files.dir.join("config.json"), &serde_json::to_vec_pretty(&config_json).expect("serialises"))?;
-    let mut metrics_file = OpenOptions::new().create(true).append(true).open(files.metrics()).map_err(io(&files.metrics()))?;
+    data::fsutil::write_atomic(
+        &files.dir.join("config.json"),
+        &serde_json::to_vec_pretty(&config_json).expect("serialises"),
+    )?;
+    let mut metrics_file =
+        OpenOptions::new().create(true).append(true).open(files.metrics()).map_err(io(&files.metrics()))?;
     let mut log = |line: &serde_json::Value| -> Result<(), TrainError> {
         writeln!(metrics_file, "{line}").map_err(io(&files.metrics()))
     };
@@ -310,14 +340,25 @@ pub fn train<B: Backend>(
 
     let tokenizer_json = fs::read(&corpus.tokenizer_path).map_err(io(&corpus.tokenizer_path))?;
     let save = |step: u64, tokens_seen: u64, elapsed: f64, loader: &Loader, opt: &AdamW<B>, params: &[&Param<B>]| {
-        let state = RunState { step, tokens_seen, elapsed_s: elapsed, loader: loader.state(), tokenizer_fingerprint: fingerprint };
+        let state = RunState {
+            step,
+            tokens_seen,
+            elapsed_s: elapsed,
+            loader: loader.state(),
+            tokenizer_fingerprint: fingerprint,
+        };
         let dir = files.checkpoint();
         let state = serde_json::to_value(state).expect("serialises");
         checkpoint::save(&dir, params, opt, &config_json, &state, &[(TOKENIZER_FILE, &tokenizer_json)]).map(|_| dir)
     };
     let run_eval = |step: u64| -> Result<Option<EvalMetrics>, TrainError> {
         let mut val = loader(&corpus.val_shards, &cfg, Order::Sequential, None, fingerprint)?;
-        Ok(evaluate(&model, &mut val, cfg.eval_batches).map(|(l, l2)| EvalMetrics { step, val_loss: l, val_loss_next2: l2, val_ppl: l.exp() }))
+        Ok(evaluate(&model, &mut val, cfg.eval_batches).map(|(l, l2)| EvalMetrics {
+            step,
+            val_loss: l,
+            val_loss_next2: l2,
+            val_ppl: l.exp(),
+        }))
     };
 
     let schedule = cfg.optim.schedule(total_steps);
@@ -392,13 +433,21 @@ pub fn train<B: Backend>(
         }
     }
     drop(log);
-    write_plot(&files, &format!("{:?} d={} L={} (m,n)={:?}", cfg.model.arch, cfg.model.d_model, cfg.model.n_layers, cfg.model.mn()))?;
+    write_plot(
+        &files,
+        &format!("{:?} d={} L={} (m,n)={:?}", cfg.model.arch, cfg.model.d_model, cfg.model.n_layers, cfg.model.mn()),
+    )?;
     let sample = (!interrupted && cfg.sample_tokens > 0).then(|| {
         let prompt = corpus.tokenizer.encode(&cfg.sample_prompt);
         let prompt = if prompt.is_empty() { vec![corpus.tokenizer.eos_id().unwrap_or(0)] } else { prompt };
         let params = SamplingParams { temperature: 0.8, top_k: 40, top_p: 0.95 };
-        let ids = generate(&model, &prompt, cfg.sample_tokens, &params, &mut Rng::seed(cfg.seed), corpus.tokenizer.eos_id());
-        format!("{}{}", cfg.sample_prompt, corpus.tokenizer.decode(&ids).unwrap_or_else(|e| format!("<undecodable: {e}>")))
+        let ids =
+            generate(&model, &prompt, cfg.sample_tokens, &params, &mut Rng::seed(cfg.seed), corpus.tokenizer.eos_id());
+        format!(
+            "{}{}",
+            cfg.sample_prompt,
+            corpus.tokenizer.decode(&ids).unwrap_or_else(|e| format!("<undecodable: {e}>"))
+        )
     });
     Ok(RunSummary { steps_done: step, interrupted, final_eval, last_step, sample, out_dir: files.dir })
 }

@@ -60,9 +60,12 @@ fn run() -> Result<(), String> {
 fn build_config(args: &mut Args, resume_config: Option<TrainConfig>) -> Result<TrainConfig, String> {
     let preset_name = args.take("preset");
     let mut cfg = match (resume_config, preset_name) {
-        (Some(_), Some(_)) => return Err("--resume continues the checkpoint's configuration; --preset cannot change it".into()),
+        (Some(_), Some(_)) => {
+            return Err("--resume continues the checkpoint's configuration; --preset cannot change it".into())
+        }
         (Some(c), None) => c,
-        (None, name) => preset(name.as_deref().unwrap_or("default")).map_err(|e| format!("{e} (presets: {})", PRESETS.join(", ")))?,
+        (None, name) => preset(name.as_deref().unwrap_or("default"))
+            .map_err(|e| format!("{e} (presets: {})", PRESETS.join(", ")))?,
     };
     if let Some(path) = args.take("config") {
         let text = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
@@ -108,10 +111,15 @@ fn pretrain(mut args: Args) -> Result<(), String> {
     })
     .map_err(|e| format!("cannot install the Ctrl-C handler: {e}"))?;
     let mut progress = ProgressLine::new(cfg.log_interval.max(10));
-    let summary = train(cfg, checkpoint_dir.as_deref(), &Cpu::<f32>::new(), &interrupt, &mut progress).map_err(|e| e.to_string())?;
+    let summary = train(cfg, checkpoint_dir.as_deref(), &Cpu::<f32>::new(), &interrupt, &mut progress)
+        .map_err(|e| e.to_string())?;
     eprintln!();
     if summary.interrupted {
-        eprintln!("stopped at step {}; resume with: pretrain --resume {}", summary.steps_done, summary.out_dir.display());
+        eprintln!(
+            "stopped at step {}; resume with: pretrain --resume {}",
+            summary.steps_done,
+            summary.out_dir.display()
+        );
         return Ok(());
     }
     if let Some(m) = &summary.last_step {
@@ -142,14 +150,17 @@ fn toml_like(v: &serde_json::Value, prefix: &str) -> String {
 
 fn eval(args: &mut Args) -> Result<(), String> {
     let dir = PathBuf::from(args.take("checkpoint").ok_or("eval needs --checkpoint DIR")?);
-    let dir = checkpoint::resolve(&dir).or_else(|| checkpoint::resolve(&dir.join("checkpoint"))).ok_or_else(|| format!("no checkpoint in {}", dir.display()))?;
+    let dir = checkpoint::resolve(&dir)
+        .or_else(|| checkpoint::resolve(&dir.join("checkpoint")))
+        .ok_or_else(|| format!("no checkpoint in {}", dir.display()))?;
     let data_path = args.take("data").ok_or("eval needs --data FILE")?;
     let text_field = args.take("text-field").unwrap_or_else(|| "text".into());
     let dump = args.take("dump");
     let batch = args.take_parsed::<usize>("batch")?.unwrap_or(8);
     args.finish()?;
     let (config, _) = checkpoint::read_json(&dir).map_err(|e| e.to_string())?;
-    let cfg: TrainConfig = serde_json::from_value(config).map_err(|e| format!("{}: config.json: {e}", dir.display()))?;
+    let cfg: TrainConfig =
+        serde_json::from_value(config).map_err(|e| format!("{}: config.json: {e}", dir.display()))?;
     let tokenizer = Tokenizer::load_hf(dir.join(TOKENIZER_FILE)).map_err(|e| e.to_string())?;
     let backend = Cpu::<f32>::new();
     let model = Model::new(&cfg.model, cfg.seed, &backend).map_err(|e| e.to_string())?;

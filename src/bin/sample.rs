@@ -47,7 +47,8 @@ fn run() -> Result<(), String> {
         return Err(format!("device {device:?} is not available: only \"cpu\" is built so far"));
     }
     let (config, _) = checkpoint::read_json(&dir).map_err(|e| e.to_string())?;
-    let cfg: TrainConfig = serde_json::from_value(config).map_err(|e| format!("{}: config.json: {e}", dir.display()))?;
+    let cfg: TrainConfig =
+        serde_json::from_value(config).map_err(|e| format!("{}: config.json: {e}", dir.display()))?;
     let tokenizer = Tokenizer::load_hf(dir.join(TOKENIZER_FILE)).map_err(|e| e.to_string())?;
     let backend = Cpu::<f32>::new();
     let model = Model::new(&cfg.model, cfg.seed, &backend).map_err(|e| e.to_string())?;

@@ -39,11 +39,9 @@ pub(crate) fn merge_symbols(symbols: &mut Vec<u32>, merges: &MergeMap, s: &mut S
         return;
     }
     s.next.clear();
-    s.next
-        .extend((1..=n as u32).map(|i| if i as usize == n { NONE } else { i }));
+    s.next.extend((1..=n as u32).map(|i| if i as usize == n { NONE } else { i }));
     s.prev.clear();
-    s.prev
-        .extend((0..n as u32).map(|i| if i == 0 { NONE } else { i - 1 }));
+    s.prev.extend((0..n as u32).map(|i| if i == 0 { NONE } else { i - 1 }));
     s.heap.clear();
     for i in 0..n - 1 {
         push_pair(symbols, merges, s, i as u32, (i + 1) as u32);

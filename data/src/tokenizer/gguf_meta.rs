@@ -40,30 +40,19 @@ impl Tokenizer {
         let pretokenizer = match key("pre").and_then(GgufValue::as_str) {
             None | Some("default" | "gpt-2" | "gpt2") => PreTokenizer::Gpt2,
             Some("smollm" | "starcoder" | "refact") => PreTokenizer::Gpt2SplitDigits,
-            Some(other) => {
-                return Err(Error::tokenizer(format!(
-                    "unsupported tokenizer.ggml.pre {other:?}"
-                )))
-            }
+            Some(other) => return Err(Error::tokenizer(format!("unsupported tokenizer.ggml.pre {other:?}"))),
         };
         let strings = |k: &str| -> Result<Vec<&str>> {
-            let items = key(k).and_then(GgufValue::as_array).ok_or_else(|| {
-                Error::tokenizer(format!("tokenizer.ggml.{k} is missing or not an array"))
-            })?;
+            let items = key(k)
+                .and_then(GgufValue::as_array)
+                .ok_or_else(|| Error::tokenizer(format!("tokenizer.ggml.{k} is missing or not an array")))?;
             items
                 .iter()
-                .map(|v| {
-                    v.as_str().ok_or_else(|| {
-                        Error::tokenizer(format!("tokenizer.ggml.{k} holds a non-string"))
-                    })
-                })
+                .map(|v| v.as_str().ok_or_else(|| Error::tokenizer(format!("tokenizer.ggml.{k} holds a non-string"))))
                 .collect()
         };
         let texts = strings("tokens")?;
-        let merges = strings("merges")?
-            .into_iter()
-            .map(split_merge)
-            .collect::<Result<Vec<_>>>()?;
+        let merges = strings("merges")?.into_iter().map(split_merge).collect::<Result<Vec<_>>>()?;
         let types: Vec<u64> = match key("token_type").and_then(GgufValue::as_array) {
             Some(items) => items.iter().map(|v| v.as_u64().unwrap_or(0)).collect(),
             None => Vec::new(),
@@ -79,26 +68,17 @@ impl Tokenizer {
         };
         let (bos, eos) = (id_of("bos_token_id")?, id_of("eos_token_id")?);
         let is_special = |id: usize| {
-            matches!(types.get(id), Some(&CONTROL | &USER_DEFINED))
-                || [bos, eos].contains(&Some(id as u32))
+            matches!(types.get(id), Some(&CONTROL | &USER_DEFINED)) || [bos, eos].contains(&Some(id as u32))
         };
         let mut tokens = Vec::with_capacity(texts.len());
         let mut specials = Vec::new();
         for (id, &text) in texts.iter().enumerate() {
             if is_special(id) {
-                specials.push(SpecialToken {
-                    content: text.to_string(),
-                    id: id as u32,
-                });
+                specials.push(SpecialToken { content: text.to_string(), id: id as u32 });
             } else {
                 tokens.push((text, id as u32));
             }
         }
-        TextVocab {
-            tokens,
-            merges,
-            specials,
-        }
-        .build(pretokenizer, false, eos)
+        TextVocab { tokens, merges, specials }.build(pretokenizer, false, eos)
     }
 }

@@ -29,79 +29,50 @@ impl Tokenizer {
 
     /// Parses the text of a `tokenizer.json`.
     pub fn from_hf_json(text: &str) -> Result<Tokenizer> {
-        let root: Value =
-            serde_json::from_str(text).map_err(|e| Error::tokenizer(format!("not JSON: {e}")))?;
+        let root: Value = serde_json::from_str(text).map_err(|e| Error::tokenizer(format!("not JSON: {e}")))?;
         if !matches!(root.get("normalizer"), None | Some(Value::Null)) {
             return Err(Error::tokenizer("normalizers are not supported"));
         }
         let pretokenizer = parse_pretokenizer(root.get("pre_tokenizer").unwrap_or(&Value::Null))?;
-        let model = root
-            .get("model")
-            .and_then(Value::as_object)
-            .ok_or_else(|| Error::tokenizer("no \"model\" object"))?;
-        if let Some(kind) = model
-            .get("type")
-            .and_then(Value::as_str)
-            .filter(|&t| t != "BPE")
-        {
+        let model =
+            root.get("model").and_then(Value::as_object).ok_or_else(|| Error::tokenizer("no \"model\" object"))?;
+        if let Some(kind) = model.get("type").and_then(Value::as_str).filter(|&t| t != "BPE") {
             return Err(Error::tokenizer(format!("model type {kind:?} is not BPE")));
         }
         if model.get("byte_fallback").and_then(Value::as_bool) == Some(true) {
             return Err(Error::tokenizer("byte_fallback BPE is not byte-level BPE"));
         }
         for key in ["continuing_subword_prefix", "end_of_word_suffix"] {
-            if model
-                .get(key)
-                .and_then(Value::as_str)
-                .is_some_and(|s| !s.is_empty())
-            {
+            if model.get(key).and_then(Value::as_str).is_some_and(|s| !s.is_empty()) {
                 return Err(Error::tokenizer(format!("{key} is not supported")));
             }
         }
-        let ignore_merges = model
-            .get("ignore_merges")
-            .and_then(Value::as_bool)
-            .unwrap_or(false);
+        let ignore_merges = model.get("ignore_merges").and_then(Value::as_bool).unwrap_or(false);
         let vocab = model
             .get("vocab")
             .and_then(Value::as_object)
             .ok_or_else(|| Error::tokenizer("model has no vocab object"))?;
-        let tokens = vocab
-            .iter()
-            .map(|(text, id)| Ok((text.as_str(), as_id(id, "vocab")?)))
-            .collect::<Result<Vec<_>>>()?;
+        let tokens =
+            vocab.iter().map(|(text, id)| Ok((text.as_str(), as_id(id, "vocab")?))).collect::<Result<Vec<_>>>()?;
         let merges = match model.get("merges") {
             None | Some(Value::Null) => Vec::new(),
-            Some(Value::Array(items)) => {
-                items.iter().map(parse_merge).collect::<Result<Vec<_>>>()?
-            }
+            Some(Value::Array(items)) => items.iter().map(parse_merge).collect::<Result<Vec<_>>>()?,
             Some(_) => return Err(Error::tokenizer("merges is not an array")),
         };
         let specials = match root.get("added_tokens") {
             None | Some(Value::Null) => Vec::new(),
-            Some(Value::Array(items)) => {
-                items.iter().map(parse_added).collect::<Result<Vec<_>>>()?
-            }
+            Some(Value::Array(items)) => items.iter().map(parse_added).collect::<Result<Vec<_>>>()?,
             Some(_) => return Err(Error::tokenizer("added_tokens is not an array")),
         };
-        let eos = specials
-            .iter()
-            .find(|s| s.content == ENDOFTEXT)
-            .map(|s| s.id);
-        TextVocab {
-            tokens,
-            merges,
-            specials,
-        }
-        .build(pretokenizer, ignore_merges, eos)
+        let eos = specials.iter().find(|s| s.content == ENDOFTEXT).map(|s| s.id);
+        TextVocab { tokens, merges, specials }.build(pretokenizer, ignore_merges, eos)
     }
 
     /// This tokenizer as `tokenizer.json` text.
     pub fn to_hf_json(&self) -> String {
         let specials = self.special_tokens();
-        let vocab: Map<String, Value> = (0..self.vocab_size() as u32)
-            .map(|id| (self.token_text(id), json!(id)))
-            .collect();
+        let vocab: Map<String, Value> =
+            (0..self.vocab_size() as u32).map(|id| (self.token_text(id), json!(id))).collect();
         let added: Vec<Value> = specials
             .iter()
             .map(|s| {
@@ -109,7 +80,8 @@ impl Tokenizer {
                        "rstrip": false, "normalized": false, "special": true})
             })
             .collect();
-        let byte_level = json!({"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true});
+        let byte_level =
+            json!({"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true});
         let pre_tokenizer = match self.pretokenizer() {
             PreTokenizer::Gpt2 => byte_level.clone(),
             PreTokenizer::Gpt2SplitDigits => json!({"type": "Sequence", "pretokenizers": [
@@ -152,13 +124,9 @@ fn parse_merge(v: &Value) -> Result<(&str, &str)> {
         Value::String(line) => split_merge(line),
         Value::Array(pair) => match pair.as_slice() {
             [Value::String(a), Value::String(b)] => Ok((a.as_str(), b.as_str())),
-            _ => Err(Error::tokenizer(format!(
-                "merge {v} is not a pair of strings"
-            ))),
+            _ => Err(Error::tokenizer(format!("merge {v} is not a pair of strings"))),
         },
-        _ => Err(Error::tokenizer(format!(
-            "merge {v} is neither \"A B\" nor [\"A\", \"B\"]"
-        ))),
+        _ => Err(Error::tokenizer(format!("merge {v} is neither \"A B\" nor [\"A\", \"B\"]"))),
     }
 }
 
@@ -167,10 +135,7 @@ fn parse_added(v: &Value) -> Result<SpecialToken> {
         .get("content")
         .and_then(Value::as_str)
         .ok_or_else(|| Error::tokenizer(format!("added token {v} has no content")))?;
-    Ok(SpecialToken {
-        content: content.to_string(),
-        id: as_id(v.get("id").unwrap_or(&Value::Null), "added token id")?,
-    })
+    Ok(SpecialToken { content: content.to_string(), id: as_id(v.get("id").unwrap_or(&Value::Null), "added token id")? })
 }
 
 fn parse_pretokenizer(v: &Value) -> Result<PreTokenizer> {
@@ -178,11 +143,7 @@ fn parse_pretokenizer(v: &Value) -> Result<PreTokenizer> {
     let unsupported = || Error::tokenizer(format!("unsupported pre_tokenizer {v}"));
     match kind {
         Some("ByteLevel") => check_byte_level(v).map(|()| PreTokenizer::Gpt2),
-        Some("Sequence") => match v
-            .get("pretokenizers")
-            .and_then(Value::as_array)
-            .map(Vec::as_slice)
-        {
+        Some("Sequence") => match v.get("pretokenizers").and_then(Value::as_array).map(Vec::as_slice) {
             Some([digits, byte_level])
                 if digits.get("type").and_then(Value::as_str) == Some("Digits")
                     && digits.get("individual_digits").and_then(Value::as_bool) == Some(true) =>
@@ -216,19 +177,8 @@ mod tests {
     use crate::tokenizer::train::{train, TrainConfig};
 
     fn trained(pretokenizer: PreTokenizer) -> Tokenizer {
-        let docs = [
-            "Hello world, hello 2024 worlds!\n\n  It's  code: x = 42",
-            "naïve café 北京 🙂 they'll",
-        ];
-        train(
-            &docs,
-            &TrainConfig {
-                vocab_size: 300,
-                pretokenizer,
-                ..TrainConfig::default()
-            },
-        )
-        .unwrap()
+        let docs = ["Hello world, hello 2024 worlds!\n\n  It's  code: x = 42", "naïve café 北京 🙂 they'll"];
+        train(&docs, &TrainConfig { vocab_size: 300, pretokenizer, ..TrainConfig::default() }).unwrap()
     }
 
     #[test]
@@ -257,23 +207,15 @@ mod tests {
         assert_eq!(back.fingerprint(), tok.fingerprint());
 
         root["normalizer"] = json!({"type": "NFC"});
-        assert!(Tokenizer::from_hf_json(&root.to_string())
-            .unwrap_err()
-            .to_string()
-            .contains("normalizer"));
+        assert!(Tokenizer::from_hf_json(&root.to_string()).unwrap_err().to_string().contains("normalizer"));
         root["normalizer"] = Value::Null;
         root["pre_tokenizer"]["add_prefix_space"] = json!(true);
-        assert!(Tokenizer::from_hf_json(&root.to_string())
-            .unwrap_err()
-            .to_string()
-            .contains("pre_tokenizer"));
+        assert!(Tokenizer::from_hf_json(&root.to_string()).unwrap_err().to_string().contains("pre_tokenizer"));
         assert!(Tokenizer::from_hf_json("{").is_err());
 
         root["pre_tokenizer"]["add_prefix_space"] = json!(false);
         root["model"]["vocab"]["far"] = json!(4_000_000_000u32);
-        let err = Tokenizer::from_hf_json(&root.to_string())
-            .unwrap_err()
-            .to_string();
+        let err = Tokenizer::from_hf_json(&root.to_string()).unwrap_err().to_string();
         assert!(err.contains("ids go up to 4000000000"), "{err}");
     }
 }

@@ -79,9 +79,7 @@ impl Tokenizer {
             }
         }
         if let Some(id) = eos.filter(|&id| id >= n) {
-            return Err(Error::tokenizer(format!(
-                "end-of-text id {id} >= vocab size {n}"
-            )));
+            return Err(Error::tokenizer(format!("end-of-text id {id} >= vocab size {n}")));
         }
         let is_special = |id: u32| specials.iter().any(|s| s.id == id);
         let mut token_ids = FxHashMap::default();
@@ -93,37 +91,23 @@ impl Tokenizer {
         }
         let mut byte_ids = [0u32; 256];
         for (b, slot) in byte_ids.iter_mut().enumerate() {
-            *slot = *token_ids.get(&[b as u8][..]).ok_or_else(|| {
-                Error::tokenizer(format!("vocabulary has no token for byte 0x{b:02x}"))
-            })?;
+            *slot = *token_ids
+                .get(&[b as u8][..])
+                .ok_or_else(|| Error::tokenizer(format!("vocabulary has no token for byte 0x{b:02x}")))?;
         }
         let mut merges = MergeMap::default();
         for (rank, &(a, b)) in merge_list.iter().enumerate() {
             let (Some(left), Some(right)) = (vocab.get(a as usize), vocab.get(b as usize)) else {
-                return Err(Error::tokenizer(format!(
-                    "merge {rank} refers to an id outside the vocabulary"
-                )));
+                return Err(Error::tokenizer(format!("merge {rank} refers to an id outside the vocabulary")));
             };
             let joined = [left.as_slice(), right.as_slice()].concat();
             let id = *token_ids.get(&joined).ok_or_else(|| {
-                Error::tokenizer(format!(
-                    "merge {rank} ({a}, {b}) makes {joined:?}, which is not in the vocabulary"
-                ))
+                Error::tokenizer(format!("merge {rank} ({a}, {b}) makes {joined:?}, which is not in the vocabulary"))
             })?;
             // A pair listed twice keeps its first (highest-priority) rank.
-            merges.entry((a, b)).or_insert(Merge {
-                rank: rank as u32,
-                id,
-            });
+            merges.entry((a, b)).or_insert(Merge { rank: rank as u32, id });
         }
-        let fingerprint = fingerprint(
-            &vocab,
-            &merge_list,
-            &specials,
-            pretokenizer,
-            ignore_merges,
-            eos,
-        );
+        let fingerprint = fingerprint(&vocab, &merge_list, &specials, pretokenizer, ignore_merges, eos);
         Ok(Tokenizer {
             vocab,
             token_ids,
@@ -164,10 +148,7 @@ impl Tokenizer {
 
     /// The id of the special token `content`.
     pub fn special_id(&self, content: &str) -> Option<u32> {
-        self.specials
-            .iter()
-            .find(|s| s.content == content)
-            .map(|s| s.id)
+        self.specials.iter().find(|s| s.content == content).map(|s| s.id)
     }
 
     /// The end-of-text (document separator) id.
@@ -191,12 +172,7 @@ impl Tokenizer {
 
     /// An encoder with its own pre-token cache, for many calls on one thread.
     pub fn encoder(&self) -> Encoder<'_> {
-        Encoder {
-            tokenizer: self,
-            cache: FxHashMap::default(),
-            symbols: Vec::new(),
-            scratch: Scratch::default(),
-        }
+        Encoder { tokenizer: self, cache: FxHashMap::default(), symbols: Vec::new(), scratch: Scratch::default() }
     }
 
     /// Encodes text as ordinary text: special-token spellings in it are
@@ -218,17 +194,14 @@ impl Tokenizer {
     /// worker thread keeps one encoder (and so one warm cache) for the whole
     /// batch, however rayon splits the work.
     pub fn encode_batch<S: AsRef<str> + Sync>(&self, texts: &[S]) -> Vec<Vec<u32>> {
-        let encoders: Vec<Mutex<Encoder>> = (0..rayon::current_num_threads())
-            .map(|_| Mutex::new(self.encoder()))
-            .collect();
+        let encoders: Vec<Mutex<Encoder>> =
+            (0..rayon::current_num_threads()).map(|_| Mutex::new(self.encoder())).collect();
         texts
             .par_iter()
             .map(|text| {
                 let worker = rayon::current_thread_index().unwrap_or(0) % encoders.len();
                 // Only this worker ever takes this lock, so it never waits.
-                let mut enc = encoders[worker]
-                    .lock()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                let mut enc = encoders[worker].lock().unwrap_or_else(|poisoned| poisoned.into_inner());
                 let mut out = Vec::with_capacity(text.as_ref().len() / 3);
                 enc.encode_into(text.as_ref(), &mut out);
                 out
@@ -241,10 +214,7 @@ impl Tokenizer {
         let mut out = Vec::with_capacity(ids.len() * 4);
         for &id in ids {
             let bytes = self.token_bytes(id).ok_or_else(|| {
-                Error::tokenizer(format!(
-                    "id {id} is outside the vocabulary of {}",
-                    self.vocab.len()
-                ))
+                Error::tokenizer(format!("id {id} is outside the vocabulary of {}", self.vocab.len()))
             })?;
             out.extend_from_slice(bytes);
         }
@@ -273,12 +243,7 @@ pub(crate) struct TextVocab<'a> {
 }
 
 impl TextVocab<'_> {
-    pub fn build(
-        self,
-        pretokenizer: PreTokenizer,
-        ignore_merges: bool,
-        eos: Option<u32>,
-    ) -> Result<Tokenizer> {
+    pub fn build(self, pretokenizer: PreTokenizer, ignore_merges: bool, eos: Option<u32>) -> Result<Tokenizer> {
         let size = self
             .tokens
             .iter()
@@ -305,9 +270,7 @@ impl TextVocab<'_> {
             let slot = &mut vocab[id as usize];
             if slot.is_none() {
                 *slot = Some(byte_map::text_to_bytes(text).ok_or_else(|| {
-                    Error::tokenizer(format!(
-                        "token {text:?} (id {id}) is not in GPT-2's byte alphabet"
-                    ))
+                    Error::tokenizer(format!("token {text:?} (id {id}) is not in GPT-2's byte alphabet"))
                 })?);
             }
         }
@@ -322,19 +285,10 @@ impl TextVocab<'_> {
             .enumerate()
             .map(|(rank, &(a, b))| match (text_ids.get(a), text_ids.get(b)) {
                 (Some(&a), Some(&b)) => Ok((a, b)),
-                _ => Err(Error::tokenizer(format!(
-                    "merge {rank} ({a:?} {b:?}) names a token not in the vocabulary"
-                ))),
+                _ => Err(Error::tokenizer(format!("merge {rank} ({a:?} {b:?}) names a token not in the vocabulary"))),
             })
             .collect::<Result<Vec<_>>>()?;
-        Tokenizer::from_parts(
-            vocab,
-            merges,
-            self.specials,
-            pretokenizer,
-            ignore_merges,
-            eos,
-        )
+        Tokenizer::from_parts(vocab, merges, self.specials, pretokenizer, ignore_merges, eos)
     }
 }
 
@@ -342,11 +296,7 @@ impl TextVocab<'_> {
 pub(crate) fn split_merge(line: &str) -> Result<(&str, &str)> {
     line.split_once(' ')
         .filter(|(a, b)| !a.is_empty() && !b.is_empty() && !b.contains(' '))
-        .ok_or_else(|| {
-            Error::tokenizer(format!(
-                "merge {line:?} is not two tokens separated by one space"
-            ))
-        })
+        .ok_or_else(|| Error::tokenizer(format!("merge {line:?} is not two tokens separated by one space")))
 }
 
 impl Tokenizer {
@@ -360,9 +310,7 @@ impl Tokenizer {
 
     /// Merges as "A B" lines in rank order.
     pub(crate) fn merge_lines(&self) -> impl Iterator<Item = String> + '_ {
-        self.merge_list
-            .iter()
-            .map(|&(a, b)| format!("{} {}", self.token_text(a), self.token_text(b)))
+        self.merge_list.iter().map(|&(a, b)| format!("{} {}", self.token_text(a), self.token_text(b)))
     }
 }
 
@@ -375,10 +323,8 @@ fn fingerprint(
     eos: Option<u32>,
 ) -> u64 {
     let mut h = StableHasher::new();
-    h.field(b"byte-level-bpe-v1")
-        .field(pretokenizer.name().as_bytes());
-    h.u64(u64::from(ignore_merges))
-        .u64(eos.map_or(u64::MAX, u64::from));
+    h.field(b"byte-level-bpe-v1").field(pretokenizer.name().as_bytes());
+    h.u64(u64::from(ignore_merges)).u64(eos.map_or(u64::MAX, u64::from));
     h.u64(vocab.len() as u64);
     for token in vocab {
         h.field(token);
@@ -417,10 +363,7 @@ impl Encoder<'_> {
             // The earliest special occurrence; the longest at equal starts.
             let found = specials
                 .iter()
-                .filter_map(|s| {
-                    text.find(s.content.as_str())
-                        .map(|at| (at, std::cmp::Reverse(s.content.len()), s))
-                })
+                .filter_map(|s| text.find(s.content.as_str()).map(|at| (at, std::cmp::Reverse(s.content.len()), s)))
                 .min_by_key(|&(at, len, _)| (at, len));
             let Some((at, _, special)) = found else {
                 self.encode_into(text, out);
@@ -446,8 +389,7 @@ impl Encoder<'_> {
         match tok.ignore_merges.then(|| tok.token_id(piece)).flatten() {
             Some(id) => self.symbols.push(id),
             None => {
-                self.symbols
-                    .extend(piece.iter().map(|&b| tok.byte_ids[b as usize]));
+                self.symbols.extend(piece.iter().map(|&b| tok.byte_ids[b as usize]));
                 merge_symbols(&mut self.symbols, &tok.merges, &mut self.scratch);
             }
         }
@@ -455,8 +397,7 @@ impl Encoder<'_> {
         if self.cache.len() >= CACHE_LIMIT {
             self.cache.clear();
         }
-        self.cache
-            .insert(piece.into(), self.symbols.as_slice().into());
+        self.cache.insert(piece.into(), self.symbols.as_slice().into());
     }
 }
 
@@ -470,29 +411,15 @@ mod tests {
         vocab.push(b"ab".to_vec());
         vocab.push(b"abc".to_vec());
         vocab.push(ENDOFTEXT.as_bytes().to_vec());
-        let specials = vec![SpecialToken {
-            content: ENDOFTEXT.into(),
-            id: 258,
-        }];
-        Tokenizer::from_parts(
-            vocab,
-            vec![(97, 98), (256, 99)],
-            specials,
-            PreTokenizer::Gpt2,
-            false,
-            Some(258),
-        )
-        .unwrap()
+        let specials = vec![SpecialToken { content: ENDOFTEXT.into(), id: 258 }];
+        Tokenizer::from_parts(vocab, vec![(97, 98), (256, 99)], specials, PreTokenizer::Gpt2, false, Some(258)).unwrap()
     }
 
     #[test]
     fn encode_decode_and_specials() {
         let t = tiny();
         assert_eq!(t.encode("abc ab"), vec![257, 32, 256]);
-        assert_eq!(
-            t.encode_with_special("ab<|endoftext|>c"),
-            vec![256, 258, 99]
-        );
+        assert_eq!(t.encode_with_special("ab<|endoftext|>c"), vec![256, 258, 99]);
         // As ordinary text the special spelling is plain bytes.
         assert_eq!(t.encode("<|endoftext|>").len(), ENDOFTEXT.len());
         assert_eq!(t.decode(&t.encode("abc ab")).unwrap(), "abc ab");
@@ -503,25 +430,10 @@ mod tests {
     #[test]
     fn inconsistent_parts_are_rejected() {
         let vocab: Vec<Vec<u8>> = (0..=255u8).map(|b| vec![b]).collect();
-        let err = Tokenizer::from_parts(
-            vocab[1..].to_vec(),
-            vec![],
-            vec![],
-            PreTokenizer::Gpt2,
-            false,
-            None,
-        )
-        .unwrap_err();
+        let err =
+            Tokenizer::from_parts(vocab[1..].to_vec(), vec![], vec![], PreTokenizer::Gpt2, false, None).unwrap_err();
         assert!(err.to_string().contains("byte 0x00"), "{err}");
-        let err = Tokenizer::from_parts(
-            vocab,
-            vec![(97, 98)],
-            vec![],
-            PreTokenizer::Gpt2,
-            false,
-            None,
-        )
-        .unwrap_err();
+        let err = Tokenizer::from_parts(vocab, vec![(97, 98)], vec![], PreTokenizer::Gpt2, false, None).unwrap_err();
         assert!(err.to_string().contains("not in the vocabulary"), "{err}");
     }
 }

@@ -22,12 +22,7 @@ pub enum PreTokenizer {
 impl PreTokenizer {
     /// Splits `text` into pre-tokens; they concatenate back to `text`.
     pub fn split<'a>(&self, text: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        PreTokens {
-            text,
-            pos: 0,
-            segment_end: 0,
-            split_digits: *self == PreTokenizer::Gpt2SplitDigits,
-        }
+        PreTokens { text, pos: 0, segment_end: 0, split_digits: *self == PreTokenizer::Gpt2SplitDigits }
     }
 
     /// A short stable name, used in fingerprints.
@@ -60,11 +55,9 @@ fn class(c: char) -> Class {
         return Class::Space;
     }
     match get_general_category(c) {
-        G::UppercaseLetter
-        | G::LowercaseLetter
-        | G::TitlecaseLetter
-        | G::ModifierLetter
-        | G::OtherLetter => Class::Letter,
+        G::UppercaseLetter | G::LowercaseLetter | G::TitlecaseLetter | G::ModifierLetter | G::OtherLetter => {
+            Class::Letter
+        }
         G::DecimalNumber | G::LetterNumber | G::OtherNumber => Class::Number,
         _ => Class::Other,
     }
@@ -123,10 +116,7 @@ fn gpt2_piece_len(s: &str) -> usize {
         Class::Space => return whitespace_len(s),
         c => (c, 0),
     };
-    s[run_start..]
-        .char_indices()
-        .find(|&(_, c)| class(c) != run_class)
-        .map_or(s.len(), |(i, _)| run_start + i)
+    s[run_start..].char_indices().find(|&(_, c)| class(c) != run_class).map_or(s.len(), |(i, _)| run_start + i)
 }
 
 fn contraction_len(after_quote: &[u8]) -> Option<usize> {
@@ -163,20 +153,11 @@ mod tests {
     fn gpt2_pattern_cases() {
         let p = PreTokenizer::Gpt2;
         assert_eq!(pieces(p, "Hello world"), ["Hello", " world"]);
-        assert_eq!(
-            pieces(p, "I'm they'll 'sa"),
-            ["I", "'m", " they", "'ll", " '", "sa"]
-        );
+        assert_eq!(pieces(p, "I'm they'll 'sa"), ["I", "'m", " they", "'ll", " '", "sa"]);
         assert_eq!(pieces(p, "a   b"), ["a", "  ", " b"]);
         assert_eq!(pieces(p, "a \n\nb  "), ["a", " \n", "\n", "b", "  "]);
-        assert_eq!(
-            pieces(p, "x=12.5;\"'s"),
-            ["x", "=", "12", ".", "5", ";\"'", "s"]
-        );
-        assert_eq!(
-            pieces(p, " \u{e9}t\u{e9} 北京"),
-            [" \u{e9}t\u{e9}", " 北京"]
-        );
+        assert_eq!(pieces(p, "x=12.5;\"'s"), ["x", "=", "12", ".", "5", ";\"'", "s"]);
+        assert_eq!(pieces(p, " \u{e9}t\u{e9} 北京"), [" \u{e9}t\u{e9}", " 北京"]);
         assert_eq!(pieces(p, "\t\tx"), ["\t", "\t", "x"]);
         assert_eq!(pieces(p, ""), Vec::<&str>::new());
     }
@@ -184,10 +165,7 @@ mod tests {
     #[test]
     fn digit_split_isolates_every_digit() {
         let p = PreTokenizer::Gpt2SplitDigits;
-        assert_eq!(
-            pieces(p, "year 2024!"),
-            ["year", " ", "2", "0", "2", "4", "!"]
-        );
+        assert_eq!(pieces(p, "year 2024!"), ["year", " ", "2", "0", "2", "4", "!"]);
         assert_eq!(pieces(p, "a  1"), ["a", "  ", "1"]);
     }
 }

@@ -30,11 +30,7 @@ pub struct TrainConfig {
 
 impl Default for TrainConfig {
     fn default() -> Self {
-        TrainConfig {
-            vocab_size: 8192,
-            pretokenizer: PreTokenizer::Gpt2,
-            special_tokens: vec![ENDOFTEXT.to_string()],
-        }
+        TrainConfig { vocab_size: 8192, pretokenizer: PreTokenizer::Gpt2, special_tokens: vec![ENDOFTEXT.to_string()] }
     }
 }
 
@@ -61,10 +57,8 @@ pub fn train<S: AsRef<str> + Sync>(docs: &[S], cfg: &TrainConfig) -> Result<Toke
         byte_id[b as usize] = id as u32;
     }
     let mut token_ids: FxHashMap<Vec<u8>, u32> = vocab.iter().cloned().zip(0..).collect();
-    let (mut words, freqs): (Vec<Vec<u32>>, Vec<i64>) = word_counts
-        .into_iter()
-        .map(|(w, c)| (w.bytes().map(|b| byte_id[b as usize]).collect(), c as i64))
-        .unzip();
+    let (mut words, freqs): (Vec<Vec<u32>>, Vec<i64>) =
+        word_counts.into_iter().map(|(w, c)| (w.bytes().map(|b| byte_id[b as usize]).collect(), c as i64)).unzip();
 
     let mut pair_counts: FxHashMap<Pair, i64> = FxHashMap::default();
     // Words that contained a pair at some point; may hold stale entries,
@@ -77,8 +71,7 @@ pub fn train<S: AsRef<str> + Sync>(docs: &[S], cfg: &TrainConfig) -> Result<Toke
             where_seen.entry(pair).or_default().push(i as u32);
         }
     }
-    let mut heap: BinaryHeap<(i64, Reverse<Pair>)> =
-        pair_counts.iter().map(|(&p, &c)| (c, Reverse(p))).collect();
+    let mut heap: BinaryHeap<(i64, Reverse<Pair>)> = pair_counts.iter().map(|(&p, &c)| (c, Reverse(p))).collect();
 
     let mut merges = Vec::new();
     let mut changes = Vec::new();
@@ -94,11 +87,7 @@ pub fn train<S: AsRef<str> + Sync>(docs: &[S], cfg: &TrainConfig) -> Result<Toke
             }
             continue;
         }
-        let joined = [
-            vocab[pair.0 as usize].as_slice(),
-            vocab[pair.1 as usize].as_slice(),
-        ]
-        .concat();
+        let joined = [vocab[pair.0 as usize].as_slice(), vocab[pair.1 as usize].as_slice()].concat();
         // Two different pairs can spell the same bytes; they share one id.
         let new_id = *token_ids.entry(joined.clone()).or_insert_with(|| {
             vocab.push(joined);
@@ -111,14 +100,7 @@ pub fn train<S: AsRef<str> + Sync>(docs: &[S], cfg: &TrainConfig) -> Result<Toke
         idx.dedup();
         changes.clear();
         for &i in &idx {
-            merge_word(
-                &mut words[i as usize],
-                pair,
-                new_id,
-                freqs[i as usize],
-                i,
-                &mut changes,
-            );
+            merge_word(&mut words[i as usize], pair, new_id, freqs[i as usize], i, &mut changes);
         }
         pair_counts.remove(&pair);
         let mut grown = Vec::new();
@@ -141,10 +123,7 @@ pub fn train<S: AsRef<str> + Sync>(docs: &[S], cfg: &TrainConfig) -> Result<Toke
         .iter()
         .map(|s| {
             vocab.push(s.as_bytes().to_vec());
-            SpecialToken {
-                content: s.clone(),
-                id: vocab.len() as u32 - 1,
-            }
+            SpecialToken { content: s.clone(), id: vocab.len() as u32 - 1 }
         })
         .collect();
     let eos = specials.first().map(|s| s.id);
@@ -152,10 +131,7 @@ pub fn train<S: AsRef<str> + Sync>(docs: &[S], cfg: &TrainConfig) -> Result<Toke
 }
 
 /// Distinct pre-tokens and their counts, counted in parallel per document.
-fn count_words<S: AsRef<str> + Sync>(
-    docs: &[S],
-    pretokenizer: PreTokenizer,
-) -> FxHashMap<&str, u64> {
+fn count_words<S: AsRef<str> + Sync>(docs: &[S], pretokenizer: PreTokenizer) -> FxHashMap<&str, u64> {
     docs.par_iter()
         .fold(FxHashMap::default, |mut counts, doc| {
             for piece in pretokenizer.split(doc.as_ref()) {
@@ -214,19 +190,13 @@ mod tests {
     #[test]
     fn learns_the_most_frequent_pairs_first() {
         let docs = ["aaa aaa aaa abab", "aaa"];
-        let cfg = TrainConfig {
-            vocab_size: 256 + 3,
-            ..TrainConfig::default()
-        };
+        let cfg = TrainConfig { vocab_size: 256 + 3, ..TrainConfig::default() };
         let tok = train(&docs, &cfg).unwrap();
         assert_eq!(tok.vocab_size(), 259);
         // "aa" (count 8 over "aaa" words) is learned first, then "aaa".
         let first = tok.merges()[0];
         assert_eq!(tok.token_bytes(first.0).unwrap(), b"a");
-        assert_eq!(
-            tok.token_bytes(tok.token_id(b"aa").unwrap()),
-            Some(&b"aa"[..])
-        );
+        assert_eq!(tok.token_bytes(tok.token_id(b"aa").unwrap()), Some(&b"aa"[..]));
         assert!(tok.token_id(b"aaa").is_some());
         assert_eq!(tok.eos_id(), Some(258));
         assert_eq!(tok.decode(&tok.encode("aaa abab")).unwrap(), "aaa abab");
@@ -248,23 +218,10 @@ mod tests {
 
     #[test]
     fn result_is_independent_of_thread_count() {
-        let docs: Vec<String> = (0..200)
-            .map(|i| format!("doc {i} the quick brown fox {} jumps", i * 7))
-            .collect();
-        let cfg = TrainConfig {
-            vocab_size: 300,
-            ..TrainConfig::default()
-        };
-        let one = rayon::ThreadPoolBuilder::new()
-            .num_threads(1)
-            .build()
-            .unwrap()
-            .install(|| train(&docs, &cfg));
-        let two = rayon::ThreadPoolBuilder::new()
-            .num_threads(2)
-            .build()
-            .unwrap()
-            .install(|| train(&docs, &cfg));
+        let docs: Vec<String> = (0..200).map(|i| format!("doc {i} the quick brown fox {} jumps", i * 7)).collect();
+        let cfg = TrainConfig { vocab_size: 300, ..TrainConfig::default() };
+        let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap().install(|| train(&docs, &cfg));
+        let two = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap().install(|| train(&docs, &cfg));
         assert_eq!(one.unwrap().fingerprint(), two.unwrap().fingerprint());
     }
 }

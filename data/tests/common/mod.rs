@@ -31,34 +31,20 @@ pub fn corpus() -> &'static [Document] {
 
 /// Every `step`-th corpus document's text.
 pub fn corpus_sample(step: usize) -> Vec<&'static str> {
-    corpus()
-        .iter()
-        .step_by(step)
-        .map(|d| d.text.as_str())
-        .collect()
+    corpus().iter().step_by(step).map(|d| d.text.as_str()).collect()
 }
 
 /// A small tokenizer trained on part of the corpus.
 pub fn small_tokenizer(pretokenizer: PreTokenizer) -> Tokenizer {
     let mut docs = corpus_sample(40);
     docs.push(TRICKY);
-    train(
-        &docs,
-        &TrainConfig {
-            vocab_size: 600,
-            pretokenizer,
-            ..TrainConfig::default()
-        },
-    )
-    .unwrap()
+    train(&docs, &TrainConfig { vocab_size: 600, pretokenizer, ..TrainConfig::default() }).unwrap()
 }
 
 /// GPT-2's token bytes by id, as tiktoken-rs embeds them (r50k_base).
 pub fn gpt2_token_bytes() -> Vec<Vec<u8>> {
     let bpe = tiktoken_rs::r50k_base().unwrap();
-    (0..50257u32)
-        .map(|id| bpe.decode_bytes(&[id]).unwrap())
-        .collect()
+    (0..50257u32).map(|id| bpe.decode_bytes(&[id]).unwrap()).collect()
 }
 
 /// Writes GPT-2's `encoder.json` and `vocab.bpe` into `dir`, derived from
@@ -66,11 +52,7 @@ pub fn gpt2_token_bytes() -> Vec<Vec<u8>> {
 /// BPE, restricted to lower ranks, leaves of its bytes.
 pub fn write_gpt2_files(dir: &Path) {
     let tokens = gpt2_token_bytes();
-    let ranks: HashMap<&[u8], usize> = tokens
-        .iter()
-        .enumerate()
-        .map(|(i, t)| (t.as_slice(), i))
-        .collect();
+    let ranks: HashMap<&[u8], usize> = tokens.iter().enumerate().map(|(i, t)| (t.as_slice(), i)).collect();
     let mut merges = String::from("#version: 0.2\n");
     for (rank, token) in tokens.iter().enumerate().take(50256).skip(256) {
         let mut parts: Vec<&[u8]> = token.chunks(1).collect();
@@ -86,24 +68,13 @@ pub fn write_gpt2_files(dir: &Path) {
             parts.splice(i..i + 2, [joined]);
         }
         assert_eq!(parts.len(), 2, "token {rank} does not reduce to a pair");
-        merges.push_str(&format!(
-            "{} {}\n",
-            bytes_to_text(parts[0]),
-            bytes_to_text(parts[1])
-        ));
+        merges.push_str(&format!("{} {}\n", bytes_to_text(parts[0]), bytes_to_text(parts[1])));
     }
-    let encoder: serde_json::Map<String, serde_json::Value> = tokens
-        .iter()
-        .enumerate()
-        .map(|(i, t)| (bytes_to_text(t), i.into()))
-        .collect();
+    let encoder: serde_json::Map<String, serde_json::Value> =
+        tokens.iter().enumerate().map(|(i, t)| (bytes_to_text(t), i.into())).collect();
     let mut encoder = encoder;
     encoder.insert("<|endoftext|>".into(), 50256.into());
-    std::fs::write(
-        dir.join("encoder.json"),
-        serde_json::to_string(&encoder).unwrap(),
-    )
-    .unwrap();
+    std::fs::write(dir.join("encoder.json"), serde_json::to_string(&encoder).unwrap()).unwrap();
     std::fs::write(dir.join("vocab.bpe"), merges).unwrap();
 }
 
@@ -117,11 +88,7 @@ pub fn gpt2() -> &'static Tokenizer {
     TOK.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
         write_gpt2_files(dir.path());
-        Tokenizer::load_gpt2(
-            dir.path().join("encoder.json"),
-            dir.path().join("vocab.bpe"),
-        )
-        .unwrap()
+        Tokenizer::load_gpt2(dir.path().join("encoder.json"), dir.path().join("vocab.bpe")).unwrap()
     })
 }
 
@@ -134,9 +101,8 @@ pub fn gguf_with_tokenizer(tok: &Tokenizer, pre: &str) -> Vec<u8> {
             None => GgufValue::String(bytes_to_text(tok.token_bytes(id).unwrap())),
         })
         .collect();
-    let types = (0..tok.vocab_size() as u32)
-        .map(|id| GgufValue::I32(if special(id).is_some() { 3 } else { 1 }))
-        .collect();
+    let types =
+        (0..tok.vocab_size() as u32).map(|id| GgufValue::I32(if special(id).is_some() { 3 } else { 1 })).collect();
     let merges = tok
         .merges()
         .iter()
@@ -147,20 +113,11 @@ pub fn gguf_with_tokenizer(tok: &Tokenizer, pre: &str) -> Vec<u8> {
         .collect();
     let eos = tok.eos_id().unwrap();
     write_metadata_only(&[
-        (
-            "general.architecture".into(),
-            GgufValue::String("llama".into()),
-        ),
-        (
-            "tokenizer.ggml.model".into(),
-            GgufValue::String("gpt2".into()),
-        ),
+        ("general.architecture".into(), GgufValue::String("llama".into())),
+        ("tokenizer.ggml.model".into(), GgufValue::String("gpt2".into())),
         ("tokenizer.ggml.pre".into(), GgufValue::String(pre.into())),
         ("tokenizer.ggml.tokens".into(), GgufValue::Array(8, texts)),
-        (
-            "tokenizer.ggml.token_type".into(),
-            GgufValue::Array(5, types),
-        ),
+        ("tokenizer.ggml.token_type".into(), GgufValue::Array(5, types)),
         ("tokenizer.ggml.merges".into(), GgufValue::Array(8, merges)),
         ("tokenizer.ggml.bos_token_id".into(), GgufValue::U32(eos)),
         ("tokenizer.ggml.eos_token_id".into(), GgufValue::U32(eos)),
