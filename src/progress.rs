@@ -92,7 +92,7 @@ impl Observer for ProgressLine {
         if self.tty {
             eprint!("\r\x1b[2K{line}");
             let _ = std::io::stderr().flush();
-        } else if m.step % self.every == 0 || m.step == total {
+        } else if m.step.is_multiple_of(self.every) || m.step == total {
             eprintln!("{line}");
         }
         true

@@ -52,7 +52,7 @@ pub fn to_bytes(tensors: &BTreeMap<String, HostTensor>, metadata: &BTreeMap<Stri
         offset += len;
     }
     let mut json = serde_json::to_vec(&serde_json::Value::Object(header)).expect("json serialises");
-    while json.len() % 8 != 0 {
+    while !json.len().is_multiple_of(8) {
         json.push(b' ');
     }
     let mut out = Vec::with_capacity(8 + json.len() + offset);

@@ -409,20 +409,20 @@ pub fn train<B: Backend>(
             mfu: gflops / cfg.peak_gflops,
             elapsed_s: elapsed,
         };
-        if step % cfg.log_interval == 0 || step == total_steps {
+        if step.is_multiple_of(cfg.log_interval) || step == total_steps {
             log(&serde_json::to_value(&metrics).expect("serialises"))?;
         }
         let keep_going = observer.step(&metrics, total_steps);
         last_step = Some(metrics);
         let stop = !keep_going || interrupt.load(std::sync::atomic::Ordering::Relaxed);
-        if step % cfg.eval_interval == 0 || step == total_steps {
+        if step.is_multiple_of(cfg.eval_interval) || step == total_steps {
             if let Some(e) = run_eval(step)? {
                 log(&serde_json::to_value(&e).expect("serialises"))?;
                 observer.evaluated(&e);
                 final_eval = Some(e);
             }
         }
-        if stop || step % cfg.checkpoint_interval == 0 || step == total_steps {
+        if stop || step.is_multiple_of(cfg.checkpoint_interval) || step == total_steps {
             let dir = save(step, tokens_seen, elapsed, &train_loader, &opt, &params)?;
             observer.checkpointed(&dir);
             last_checkpoint = Some(dir);
@@ -432,7 +432,6 @@ pub fn train<B: Backend>(
             break;
         }
     }
-    drop(log);
     write_plot(
         &files,
         &format!("{:?} d={} L={} (m,n)={:?}", cfg.model.arch, cfg.model.d_model, cfg.model.n_layers, cfg.model.mn()),
