@@ -148,3 +148,50 @@ fn the_binary_trains_and_rejects_bad_settings_clearly() {
         assert!(stderr.contains(expect), "{args:?}: {stderr}");
     }
 }
+
+#[test]
+fn a_diverging_run_stops_with_a_clear_message_and_keeps_the_last_checkpoint() {
+    let out = scratch("diverge");
+    let mut cfg = tiny(&out);
+    cfg.steps = 20;
+    cfg.checkpoint_interval = 1;
+    cfg.optim.lr = 1e30; // the first update overflows the weights
+    cfg.optim.warmup_steps = 0;
+    cfg.optim.grad_clip = 0.0;
+    let err = train(cfg, None, &Cpu::<f32>::new(), &AtomicBool::new(false), &mut Quiet).unwrap_err().to_string();
+    assert!(err.contains(" became "), "{err}");
+    assert!(err.contains("last good checkpoint"), "{err}");
+    let (_, state) = checkpoint::read_json(&out.join("checkpoint")).unwrap();
+    assert!(state["step"].as_u64().unwrap() >= 1);
+    let (weights, _) = model::safetensors::read(&out.join("checkpoint/model.safetensors")).unwrap();
+    assert!(
+        weights.values().all(|t| t.data.iter().all(|x| x.is_finite())),
+        "a checkpoint with non-finite weights was kept"
+    );
+}
+
+#[test]
+fn ctrl_c_saves_a_checkpoint_and_exits_cleanly() {
+    let out = scratch("sigint");
+    let out_s = out.to_string_lossy().into_owned();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pretrain"))
+        .args(["--preset", "tiny", "--steps", "1000000", "--out-dir", &out_s, "--cache-dir", &cache_dir()])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until training is under way, then interrupt it as a terminal would.
+    let metrics = out.join("metrics.jsonl");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while std::fs::read_to_string(&metrics).map_or(true, |s| s.lines().count() < 3) {
+        assert!(std::time::Instant::now() < deadline, "training did not start");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let kill = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(kill.success());
+    let result = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(result.status.success(), "{stderr}");
+    assert!(stderr.contains("resume with"), "{stderr}");
+    let (_, state) = checkpoint::read_json(&out.join("checkpoint")).unwrap();
+    assert!(state["step"].as_u64().unwrap() >= 3);
+}

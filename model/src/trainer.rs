@@ -5,7 +5,7 @@ use crate::generate::generate;
 use crate::plot::{line_chart, Series};
 use crate::train_config::TrainConfig;
 use crate::transformer::{Model, ParamCounts};
-use autograd::{clip_scale, global_grad_norm, no_grad, AdamW, AdamWConfig, Param};
+use autograd::{clip_scale, global_grad_norm, no_grad, AdamW, AdamWConfig, Param, Var};
 use data::default_corpus::{self, PreparedCorpus};
 use data::loader::{Batch, Loader, LoaderConfig, LoaderState, Order, SourceSpec, Weight};
 use serde::{Deserialize, Serialize};
@@ -23,11 +23,12 @@ pub enum TrainError {
     Data(data::Error),
     Checkpoint(CheckpointError),
     Io(PathBuf, std::io::Error),
-    /// The loss stopped being a finite number.
+    /// The loss, gradients or weights stopped being finite numbers.
     NonFinite {
         step: u64,
         loss: f64,
         last_checkpoint: Option<PathBuf>,
+        what: &'static str,
     },
 }
 
@@ -38,8 +39,8 @@ impl fmt::Display for TrainError {
             TrainError::Data(e) => write!(f, "data: {e}"),
             TrainError::Checkpoint(e) => write!(f, "checkpoint: {e}"),
             TrainError::Io(p, e) => write!(f, "{}: {e}", p.display()),
-            TrainError::NonFinite { step, loss, last_checkpoint } => {
-                write!(f, "the loss became {loss} at step {step}; stopped without saving. ")?;
+            TrainError::NonFinite { step, loss, last_checkpoint, what } => {
+                write!(f, "the {what} became {loss} at step {step}; stopped without saving. ")?;
                 match last_checkpoint {
                     Some(p) => {
                         write!(f, "The last good checkpoint is {} (resume with --resume and a lower lr).", p.display())
@@ -139,6 +140,13 @@ pub struct RunSummary {
     pub last_step: Option<StepMetrics>,
     pub sample: Option<String>,
     pub out_dir: PathBuf,
+}
+
+/// NaN when any weight is NaN or infinite (`0·∞ = NaN`), else 0: one device reduction
+/// per parameter and a single read-back.
+fn weights_check<B: Backend>(params: &[&Param<B>]) -> f64 {
+    let sums: Vec<Var<B>> = params.iter().map(|p| Var::constant(p.value().mul_scalar(0.0).sum_all())).collect();
+    sums.iter().skip(1).fold(sums[0].clone(), |a, b| a.add(b)).item()
 }
 
 /// Flattens a batch into (inputs, targets) of `rows × seq_len` each.
@@ -384,9 +392,12 @@ pub fn train<B: Backend>(
         let m = micro as f64;
         let loss = loss / m;
         if !loss.is_finite() {
-            return Err(TrainError::NonFinite { step, loss, last_checkpoint });
+            return Err(TrainError::NonFinite { step, loss, last_checkpoint, what: "loss" });
         }
         let grad_norm = global_grad_norm(&params);
+        if !grad_norm.is_finite() {
+            return Err(TrainError::NonFinite { step, loss: grad_norm, last_checkpoint, what: "gradient norm" });
+        }
         let scale = if cfg.optim.grad_clip > 0.0 { clip_scale(grad_norm, cfg.optim.grad_clip) } else { 1.0 };
         // With fewer micro-batches than planned (data ran out), rescale to their mean.
         opt.step(&params, lr, scale * cfg.grad_accum as f64 / m);
@@ -423,6 +434,10 @@ pub fn train<B: Backend>(
             }
         }
         if stop || step.is_multiple_of(cfg.checkpoint_interval) || step == total_steps {
+            let check = weights_check(&params);
+            if !check.is_finite() {
+                return Err(TrainError::NonFinite { step, loss: check, last_checkpoint, what: "weights" });
+            }
             let dir = save(step, tokens_seen, elapsed, &train_loader, &opt, &params)?;
             observer.checkpointed(&dir);
             last_checkpoint = Some(dir);
