@@ -174,7 +174,7 @@ fn a_diverging_run_stops_with_a_clear_message_and_keeps_the_last_checkpoint() {
 fn ctrl_c_saves_a_checkpoint_and_exits_cleanly() {
     let out = scratch("sigint");
     let out_s = out.to_string_lossy().into_owned();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pretrain"))
+    let child = Command::new(env!("CARGO_BIN_EXE_pretrain"))
         .args(["--preset", "tiny", "--steps", "1000000", "--out-dir", &out_s, "--cache-dir", &cache_dir()])
         .stderr(std::process::Stdio::piped())
         .spawn()

@@ -465,3 +465,26 @@ pub fn train<B: Backend>(
     });
     Ok(RunSummary { steps_done: step, interrupted, final_eval, last_step, sample, out_dir: files.dir })
 }
+
+/// A trained model loaded for inference: its configuration, tokenizer and weights.
+pub struct Trained<B: Backend> {
+    pub config: TrainConfig,
+    pub tokenizer: data::Tokenizer,
+    pub model: Model<B>,
+    /// The checkpoint folder it came from.
+    pub dir: PathBuf,
+}
+
+/// Loads the checkpoint in `path`: a run folder (its `checkpoint/`) or a checkpoint folder.
+pub fn load_trained<B: Backend>(path: &Path, backend: &B) -> Result<Trained<B>, TrainError> {
+    let dir = checkpoint::resolve(&path.join("checkpoint"))
+        .or_else(|| checkpoint::resolve(path))
+        .ok_or_else(|| TrainError::Config(format!("no checkpoint in {}", path.display())))?;
+    let (config, _) = checkpoint::read_json(&dir)?;
+    let config: TrainConfig = serde_json::from_value(config)
+        .map_err(|e| TrainError::Config(format!("{}: config.json: {e}", dir.display())))?;
+    let tokenizer = data::Tokenizer::load_hf(dir.join(TOKENIZER_FILE))?;
+    let model = Model::new(&config.model, config.seed, backend).map_err(|e| TrainError::Config(e.to_string()))?;
+    checkpoint::load_weights_from(&dir, &model.params())?;
+    Ok(Trained { config, tokenizer, model, dir })
+}

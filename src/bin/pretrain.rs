@@ -4,11 +4,10 @@
 
 use autograd::no_grad;
 use data::readers::Source;
-use data::Tokenizer;
 use model::checkpoint;
 use model::eval::evaluate_documents;
 use model::train_config::{preset, TrainConfig, PRESETS};
-use model::trainer::{train, write_plot, RunFiles, TOKENIZER_FILE};
+use model::trainer::{load_trained, train, write_plot, RunFiles, Trained};
 use model::Model;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -23,6 +22,7 @@ Usage:
   pretrain [--preset tiny|small|default] [--config FILE.toml] [--resume RUN_OR_CHECKPOINT_DIR] [--SETTING VALUE]...
   pretrain eval --checkpoint DIR --data FILE_OR_DIR [--text-field text] [--dump FILE.jsonl] [--batch 8]
   pretrain plot --run DIR
+  pretrain compare RUN_DIR... [--plot FILE.svg]      (a markdown table of finished runs, and their curves)
 
 Every configuration field is a setting: give its dotted path (--model.vwn.n 8) or its last
 component when unambiguous (--n 8, --d-model 512, --lr 3e-3, --arch baseline, --steps 100,
@@ -52,6 +52,7 @@ fn run() -> Result<(), String> {
             println!("{}", files.plot().display());
             Ok(())
         }
+        Some("compare") => compare(&mut args),
         Some(other) => Err(format!("unknown command {other:?}\n\n{USAGE}")),
     }
 }
@@ -150,21 +151,13 @@ fn toml_like(v: &serde_json::Value, prefix: &str) -> String {
 
 fn eval(args: &mut Args) -> Result<(), String> {
     let dir = PathBuf::from(args.take("checkpoint").ok_or("eval needs --checkpoint DIR")?);
-    let dir = checkpoint::resolve(&dir)
-        .or_else(|| checkpoint::resolve(&dir.join("checkpoint")))
-        .ok_or_else(|| format!("no checkpoint in {}", dir.display()))?;
     let data_path = args.take("data").ok_or("eval needs --data FILE")?;
     let text_field = args.take("text-field").unwrap_or_else(|| "text".into());
     let dump = args.take("dump");
     let batch = args.take_parsed::<usize>("batch")?.unwrap_or(8);
     args.finish()?;
-    let (config, _) = checkpoint::read_json(&dir).map_err(|e| e.to_string())?;
-    let cfg: TrainConfig =
-        serde_json::from_value(config).map_err(|e| format!("{}: config.json: {e}", dir.display()))?;
-    let tokenizer = Tokenizer::load_hf(dir.join(TOKENIZER_FILE)).map_err(|e| e.to_string())?;
-    let backend = Cpu::<f32>::new();
-    let model = Model::new(&cfg.model, cfg.seed, &backend).map_err(|e| e.to_string())?;
-    checkpoint::load_weights_from(&dir, &model.params()).map_err(|e| e.to_string())?;
+    let Trained { config: cfg, tokenizer, model, .. } =
+        load_trained(&dir, &Cpu::<f32>::new()).map_err(|e| e.to_string())?;
     let source = read_source(Path::new(&data_path), &text_field);
     let (docs, report) = source.read_all().map_err(|e| e.to_string())?;
     if report.total_skipped() > 0 {
@@ -198,4 +191,78 @@ fn read_source(path: &Path, text_field: &str) -> Source {
     } else {
         Source::Text { path: path.to_path_buf() }
     }
+}
+
+/// One finished run, summarised from its folder.
+struct RunRow {
+    name: String,
+    cfg: TrainConfig,
+    counts: model::ParamCounts,
+    val: Option<f64>,
+    val2: Option<f64>,
+    tokens: u64,
+    median_tok_s: f64,
+    curve: Vec<(f64, f64)>,
+}
+
+fn summarize(dir: &Path) -> Result<RunRow, String> {
+    let read = |f: &str| std::fs::read_to_string(dir.join(f)).map_err(|e| format!("{}: {e}", dir.join(f).display()));
+    let cfg: TrainConfig =
+        serde_json::from_str(&read("config.json")?).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let model = Model::new(&cfg.model, 0, &Cpu::<f32>::new()).map_err(|e| e.to_string())?;
+    let (mut val, mut val2, mut tokens, mut rates, mut curve) = (None, None, 0, Vec::new(), Vec::new());
+    for v in read("metrics.jsonl")?.lines().filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()) {
+        if let Some(l) = v["val_loss"].as_f64() {
+            val = Some(l);
+            val2 = v["val_loss_next2"].as_f64();
+            curve.push((tokens as f64, l));
+        }
+        if let Some(t) = v["tokens"].as_u64() {
+            tokens = t;
+            rates.push(v["tokens_per_s"].as_f64().unwrap_or(0.0));
+        }
+    }
+    rates.sort_by(f64::total_cmp);
+    let median_tok_s = rates.get(rates.len() / 2).copied().unwrap_or(0.0);
+    let name = dir.file_name().map_or_else(|| dir.display().to_string(), |n| n.to_string_lossy().into_owned());
+    Ok(RunRow { name, counts: model.param_counts(), cfg, val, val2, tokens, median_tok_s, curve })
+}
+
+fn compare(args: &mut Args) -> Result<(), String> {
+    let plot = args.take("plot");
+    args.finish()?;
+    let dirs = &args.positional[1..];
+    if dirs.is_empty() {
+        return Err("compare needs run folders".into());
+    }
+    let rows: Vec<RunRow> = dirs.iter().map(|d| summarize(Path::new(d))).collect::<Result<_, _>>()?;
+    println!("| run | arch | (m, n) | r | MTP | params (total / non-embedding) | tokens | val loss | val next-2 | tokens/s |");
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    let fmt = |x: Option<f64>| x.map_or("–".to_string(), |v| format!("{v:.4}"));
+    for r in &rows {
+        let (m, n) = r.cfg.model.mn();
+        println!(
+            "| {} | {:?} | ({m}, {n}) | {} | {} | {:.2}M / {:.2}M | {} | {} | {} | {:.0} |",
+            r.name,
+            r.cfg.model.arch,
+            n as f64 / m as f64,
+            if r.cfg.model.mtp.enabled { format!("λ={}", r.cfg.model.mtp.lambda) } else { "off".into() },
+            r.counts.total() as f64 / 1e6,
+            (r.counts.total() - r.counts.embedding) as f64 / 1e6,
+            r.tokens,
+            fmt(r.val),
+            fmt(r.val2),
+            r.median_tok_s
+        );
+    }
+    if let Some(path) = plot {
+        let series: Vec<model::plot::Series> = rows
+            .iter()
+            .map(|r| model::plot::Series { name: &r.name, points: r.curve.clone(), markers: false })
+            .collect();
+        let svg = model::plot::line_chart("validation next-token loss", "tokens", "loss (nats)", &series);
+        std::fs::write(&path, svg).map_err(|e| format!("{path}: {e}"))?;
+        println!("\ncurves → {path}");
+    }
+    Ok(())
 }

@@ -1,11 +1,7 @@
 //! `sample`: generate text from a `pretrain` checkpoint (KV-cached decoding).
 
-use data::Tokenizer;
-use model::checkpoint;
 use model::generate::generate;
-use model::train_config::TrainConfig;
-use model::trainer::TOKENIZER_FILE;
-use model::Model;
+use model::trainer::{load_trained, Trained};
 use std::path::PathBuf;
 use tensor::sampling::SamplingParams;
 use tensor::{Cpu, Rng};
@@ -30,9 +26,6 @@ fn run() -> Result<(), String> {
         return Ok(());
     }
     let dir = PathBuf::from(args.take("checkpoint").ok_or(format!("--checkpoint is required\n\n{USAGE}"))?);
-    let dir = checkpoint::resolve(&dir.join("checkpoint"))
-        .or_else(|| checkpoint::resolve(&dir))
-        .ok_or_else(|| format!("no checkpoint in {}", dir.display()))?;
     let prompt = args.take("prompt").unwrap_or_default();
     let max_tokens = args.take_parsed::<usize>("max-tokens")?.unwrap_or(200);
     let params = SamplingParams {
@@ -46,13 +39,7 @@ fn run() -> Result<(), String> {
     if device != "cpu" {
         return Err(format!("device {device:?} is not available: only \"cpu\" is built so far"));
     }
-    let (config, _) = checkpoint::read_json(&dir).map_err(|e| e.to_string())?;
-    let cfg: TrainConfig =
-        serde_json::from_value(config).map_err(|e| format!("{}: config.json: {e}", dir.display()))?;
-    let tokenizer = Tokenizer::load_hf(dir.join(TOKENIZER_FILE)).map_err(|e| e.to_string())?;
-    let backend = Cpu::<f32>::new();
-    let model = Model::new(&cfg.model, cfg.seed, &backend).map_err(|e| e.to_string())?;
-    checkpoint::load_weights_from(&dir, &model.params()).map_err(|e| e.to_string())?;
+    let Trained { tokenizer, model, .. } = load_trained(&dir, &Cpu::<f32>::new()).map_err(|e| e.to_string())?;
     let eos = tokenizer.eos_id();
     let ids = match tokenizer.encode(&prompt) {
         v if v.is_empty() => vec![eos.ok_or("the tokenizer has no end-of-text token to start from")?],

@@ -474,32 +474,27 @@ impl<B: Backend> Tensor<B> {
         self.wrap(self.backend.rope(&self.storage, &self.layout, &c.storage, &s.storage, args), self.shape())
     }
 
-    fn check_attention(s: &AttentionShape, q: &Self, k: &Self, v: &Self) {
-        let ok = q.shape() == [s.batch, s.seq_q, s.q_heads, s.head_dim]
+    /// The shape of an attention call, checked against q, k and v.
+    fn attention_shape(q: &Self, k: &Self, v: &Self, causal: bool, scale: f64) -> AttentionShape {
+        let dims = |t: &Self| if t.rank() == 4 { [t.dim(0), t.dim(1), t.dim(2), t.dim(3)] } else { [0; 4] };
+        let ([batch, seq_q, q_heads, head_dim], [_, seq_kv, kv_heads, _]) = (dims(q), dims(k));
+        let s = AttentionShape { batch, seq_q, seq_kv, q_heads, kv_heads, head_dim, causal, scale };
+        let ok = q.rank() == 4
             && k.shape() == [s.batch, s.seq_kv, s.kv_heads, s.head_dim]
             && v.shape() == k.shape()
             && s.kv_heads > 0
             && s.q_heads.is_multiple_of(s.kv_heads)
             && s.seq_q <= s.seq_kv;
         if !ok {
-            shape_error("attention", format_args!("q {:?}, k {:?}, v {:?} for {s:?}", q.shape(), k.shape(), v.shape()));
+            shape_error("attention", format_args!("q {:?}, k {:?}, v {:?}", q.shape(), k.shape(), v.shape()));
         }
+        s
     }
 
     /// Fused attention on token-major `[batch, seq, heads, head_dim]` q/k/v. Returns the
     /// output (same layout as q) and the per-row log-sum-exp `[batch, q_heads, seq_q]`.
     pub fn attention(q: &Self, k: &Self, v: &Self, causal: bool, scale: f64) -> (Self, Self) {
-        let s = AttentionShape {
-            batch: q.dim(0),
-            seq_q: q.dim(1),
-            seq_kv: k.dim(1),
-            q_heads: q.dim(2),
-            kv_heads: k.dim(2),
-            head_dim: q.dim(3),
-            causal,
-            scale,
-        };
-        Self::check_attention(&s, q, k, v);
+        let s = Self::attention_shape(q, k, v, causal, scale);
         let (q, k, v) = (q.unit_last(), k.unit_last(), v.unit_last());
         let (o, lse) = q.backend.attention(&s, &q.storage, &q.layout, &k.storage, &k.layout, &v.storage, &v.layout);
         (q.wrap(o, q.shape()), q.wrap(lse, &[s.batch, s.q_heads, s.seq_q]))
@@ -517,17 +512,7 @@ impl<B: Backend> Tensor<B> {
         causal: bool,
         scale: f64,
     ) -> (Self, Self, Self) {
-        let s = AttentionShape {
-            batch: q.dim(0),
-            seq_q: q.dim(1),
-            seq_kv: k.dim(1),
-            q_heads: q.dim(2),
-            kv_heads: k.dim(2),
-            head_dim: q.dim(3),
-            causal,
-            scale,
-        };
-        Self::check_attention(&s, q, k, v);
+        let s = Self::attention_shape(q, k, v, causal, scale);
         q.check_same_shape("attention_backward", grad);
         let (q, k, v, g) = (q.unit_last(), k.unit_last(), v.unit_last(), grad.unit_last());
         let (out, lse) = (out.dense(), lse.dense());
