@@ -5,45 +5,62 @@ use crate::element::Element;
 use crate::layout::Layout;
 use crate::ops::{BinaryOp, UnaryOp, GELU_C};
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 /// `out[i] = f(x_0[i], …, x_{N-1}[i])` over `N` views of one shape, written contiguously.
 pub(crate) fn map<E: Element, const N: usize>(inputs: [(&[E], &Layout); N], f: impl Fn([E; N]) -> E + Sync) -> Vec<E> {
     let numel = inputs[0].1.numel();
-    let mut out = vec![E::ZERO; numel];
+    // Every element is written exactly once below, so the buffer starts uninitialised:
+    // zeroing it first would be one more serial pass over the output.
+    let mut out: Vec<E> = Vec::with_capacity(numel);
+    let dst = &mut out.spare_capacity_mut()[..numel];
     if inputs.iter().all(|(_, l)| l.is_contiguous()) {
         let ins: [&[E]; N] = std::array::from_fn(|j| &inputs[j].0[inputs[j].1.offset()..][..numel]);
-        let run = |start: usize, o: &mut [E]| {
-            let ins: [&[E]; N] = std::array::from_fn(|j| &ins[j][start..start + o.len()]);
-            for (i, o) in o.iter_mut().enumerate() {
-                // SAFETY: every input slice has exactly `o.len()` elements.
-                *o = f(std::array::from_fn(|j| unsafe { *ins[j].get_unchecked(i) }));
-            }
+        let run = |start: usize, o: &mut [MaybeUninit<E>]| {
+            fill(o, std::array::from_fn(|j| &ins[j][start..start + o.len()]), &f);
         };
         if numel >= 2 * PAR_GRAIN {
-            out.par_chunks_mut(PAR_GRAIN).enumerate().for_each(|(c, o)| run(c * PAR_GRAIN, o));
+            dst.par_chunks_mut(PAR_GRAIN).enumerate().for_each(|(c, o)| run(c * PAR_GRAIN, o));
         } else {
-            run(0, &mut out);
+            run(0, dst);
         }
-        return out;
+    } else {
+        let rows = Rows::<N>::new(std::array::from_fn(|j| inputs[j].1));
+        let (len, st) = (rows.inner_len, rows.inner_strides);
+        let per = row_chunks(rows.count(), len);
+        let run = |first_row: usize, o: &mut [MaybeUninit<E>]| {
+            let n_rows = o.len() / len;
+            rows.for_each(first_row..first_row + n_rows, |r, off| {
+                let o = &mut o[(r - first_row) * len..][..len];
+                if st.iter().all(|&s| s == 1) {
+                    // Unit-stride rows (as with a broadcast row vector): the vectorisable loop.
+                    fill(o, std::array::from_fn(|j| &inputs[j].0[off[j]..off[j] + len]), &f);
+                } else {
+                    for (i, o) in o.iter_mut().enumerate() {
+                        o.write(f(std::array::from_fn(|j| inputs[j].0[off[j] + i * st[j]])));
+                    }
+                }
+            });
+        };
+        if numel >= 2 * PAR_GRAIN && len > 0 {
+            dst.par_chunks_mut(per * len).enumerate().for_each(|(c, o)| run(c * per, o));
+        } else if len > 0 {
+            run(0, dst);
+        }
     }
-    let rows = Rows::<N>::new(std::array::from_fn(|j| inputs[j].1));
-    let (len, st) = (rows.inner_len, rows.inner_strides);
-    let per = row_chunks(rows.count(), len);
-    let run = |first_row: usize, o: &mut [E]| {
-        let n_rows = o.len() / len;
-        rows.for_each(first_row..first_row + n_rows, |r, off| {
-            let o = &mut o[(r - first_row) * len..][..len];
-            for (i, o) in o.iter_mut().enumerate() {
-                *o = f(std::array::from_fn(|j| inputs[j].0[off[j] + i * st[j]]));
-            }
-        });
-    };
-    if numel >= 2 * PAR_GRAIN && len > 0 {
-        out.par_chunks_mut(per * len).enumerate().for_each(|(c, o)| run(c * per, o));
-    } else if len > 0 {
-        run(0, &mut out);
-    }
+    // SAFETY: both branches wrote all `numel` elements (rows of `len` tile the output).
+    unsafe { out.set_len(numel) };
     out
+}
+
+/// `o[i] = f(ins[0][i], …)` for equally long slices: a loop the compiler vectorises.
+#[inline(always)]
+fn fill<E: Element, const N: usize>(o: &mut [MaybeUninit<E>], ins: [&[E]; N], f: &impl Fn([E; N]) -> E) {
+    assert!(ins.iter().all(|x| x.len() == o.len()));
+    for (i, o) in o.iter_mut().enumerate() {
+        // SAFETY: every input slice has exactly `o.len()` elements (asserted above).
+        o.write(f(std::array::from_fn(|j| unsafe { *ins[j].get_unchecked(i) })));
+    }
 }
 
 /// `dst[view] = src[view]` for two views of one shape. Parallel when large; the

@@ -8,6 +8,7 @@ mod norm;
 mod optim;
 mod reduce;
 mod rope;
+mod small_gemm;
 mod softmax;
 mod storage;
 mod strided;
