@@ -178,7 +178,7 @@ pub fn preset(name: &str) -> Result<TrainConfig, String> {
                 ..ModelConfig::default()
             })
         }),
-        "default" => Ok(TrainConfig { steps: 400, ..base(ModelConfig { arch: Arch::Vwn, ..ModelConfig::default() }) }),
+        "default" => Ok(TrainConfig { steps: 250, ..base(ModelConfig { arch: Arch::Vwn, ..ModelConfig::default() }) }),
         other => Err(format!("unknown preset {other:?}; presets are {}", PRESETS.join(", "))),
     }
 }
