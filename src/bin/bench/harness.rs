@@ -27,8 +27,10 @@ const COMMON_USAGE: &str = "options:
   --quiet-wait SECS   longest wait for other processes to leave the CPUs idle (default 120)
   --malloc-reuse      run with glibc malloc keeping freed memory for reuse (no mmap per
                       large buffer, no trimming), to separate page-fault cost from kernels
+  --rounds N          run the 1- and 2-thread children N times, alternating, and report
+                      for every figure and ratio the median over the rounds (default 1)
   --threads N         measure on N threads in this process and print raw RESULT lines
-                      (what the parent runs once per thread count)";
+                      (what the parent runs once per thread count and round)";
 
 /// glibc tunables for `--malloc-reuse`: never mmap (so large buffers come from the heap and
 /// return to it) and never trim the heap, so a freed buffer's pages stay mapped for the next.
@@ -47,6 +49,8 @@ pub struct Options {
     pub quiet_wait: Duration,
     /// Run the children with glibc's malloc told to keep and reuse freed memory.
     pub malloc_reuse: bool,
+    /// Parent mode: how many times to run the children for every thread count.
+    pub rounds: usize,
     /// The arguments to hand on to a child process.
     forward: Vec<String>,
 }
@@ -59,6 +63,7 @@ impl Options {
             filter: None,
             quiet_wait: Duration::from_secs(120),
             malloc_reuse: false,
+            rounds: 1,
             forward: Vec::new(),
         };
         let mut it = args.iter();
@@ -81,6 +86,7 @@ impl Options {
                     o.quiet_wait = Duration::from_secs_f64(v.parse()?);
                     o.forward.extend([a.clone(), v.clone()]);
                 }
+                "--rounds" => o.rounds = value()?.parse()?,
                 "--malloc-reuse" => {
                     o.malloc_reuse = true;
                     o.forward.push(a.clone());
@@ -89,8 +95,8 @@ impl Options {
                 _ => return Err(format!("unknown argument {a:?}\n{usage}\n{COMMON_USAGE}").into()),
             }
         }
-        if o.reps == 0 || o.threads == Some(0) {
-            return Err(format!("--reps and --threads must be positive\n{usage}").into());
+        if o.reps == 0 || o.rounds == 0 || o.threads == Some(0) {
+            return Err(format!("--reps, --rounds and --threads must be positive\n{usage}").into());
         }
         let tunables = std::env::var("GLIBC_TUNABLES").unwrap_or_default();
         if o.threads.is_some() && o.malloc_reuse && !tunables.contains(MALLOC_REUSE_TUNABLES) {
@@ -106,8 +112,8 @@ impl Options {
 
 /// Runs each closure `warm-up + reps` times, interleaved (repetition `r` runs every closure
 /// once, so a disturbance from other processes hits all of them alike), and returns the
-/// median seconds of each. Cases shorter than a few milliseconds get more repetitions, so
-/// that every case is timed over at least about half a second.
+/// median seconds of each. Short cases get more repetitions, so that every case is timed
+/// over at least [`MIN_CASE_SECONDS`].
 ///
 /// The machine is shared: before timing it waits (up to `--quiet-wait`) until other
 /// processes leave the CPUs nearly idle, and it repeats the timing (up to [`ATTEMPTS`]
@@ -134,6 +140,8 @@ pub fn medians(opts: &Options, fs: &mut [&mut dyn FnMut()]) -> (Vec<f64>, f64) {
 /// Share of all CPUs that other processes may use during a measurement before it is repeated.
 const BUSY_LIMIT: f64 = 0.05;
 const ATTEMPTS: usize = 4;
+/// Shortest total time over which a case is timed.
+const MIN_CASE_SECONDS: f64 = 1.0;
 
 fn timed_medians(reps: usize, fs: &mut [&mut dyn FnMut()]) -> Vec<f64> {
     let mut warmup = Duration::ZERO;
@@ -144,7 +152,7 @@ fn timed_medians(reps: usize, fs: &mut [&mut dyn FnMut()]) -> Vec<f64> {
         warmup += t.elapsed();
     }
     let per_rep = warmup.as_secs_f64().max(1e-9);
-    let reps = reps.max((0.5 / per_rep).ceil() as usize).min(2001);
+    let reps = reps.max((MIN_CASE_SECONDS / per_rep).ceil() as usize).min(2001);
     let mut times = vec![Vec::with_capacity(reps); fs.len()];
     for _ in 0..reps {
         for (f, ts) in fs.iter_mut().zip(&mut times) {
@@ -230,16 +238,52 @@ fn emit(case: &str, metric: &str, value: f64) {
     println!("{RESULT_TAG}\t{case}\t{metric}\t{value}");
 }
 
-/// Figures gathered from the children: `(threads, case, metric) → value`, and the cases
-/// in the order the children reported them.
+/// Figures gathered from the children, by round: `(round, threads, case, metric) → value`,
+/// and the cases in the order the children reported them.
 #[derive(Default)]
 pub struct Results {
-    values: BTreeMap<(usize, String, String), f64>,
+    values: BTreeMap<(usize, usize, String, String), f64>,
+    rounds: usize,
     pub cases: Vec<String>,
 }
 
+/// The figures of one round: one child process per thread count, run one after the other.
+pub struct Round<'a> {
+    results: &'a Results,
+    round: usize,
+}
+
+impl Round<'_> {
+    pub fn get(&self, threads: usize, case: &str, metric: &str) -> Option<f64> {
+        self.results.values.get(&(self.round, threads, case.to_string(), metric.to_string())).copied()
+    }
+}
+
 impl Results {
-    /// The case name, marked when another process disturbed one of its measurements.
+    /// The median over rounds of `f(round)`. Ratios computed inside `f` compare figures
+    /// measured in the same process (or in the same round, for thread counts).
+    pub fn over_rounds(&self, f: impl Fn(&Round) -> Option<f64>) -> Option<f64> {
+        let v: Vec<f64> = (0..self.rounds).filter_map(|round| f(&Round { results: self, round })).collect();
+        (!v.is_empty()).then(|| median(v))
+    }
+
+    /// The median over rounds of one figure.
+    pub fn get(&self, threads: usize, case: &str, metric: &str) -> Option<f64> {
+        self.over_rounds(|r| r.get(threads, case, metric))
+    }
+
+    /// The median over rounds of `numerator / denominator`, both measured in one process.
+    pub fn ratio(&self, threads: usize, case: &str, numerator: &str, denominator: &str) -> Option<f64> {
+        self.over_rounds(|r| Some(r.get(threads, case, numerator)? / r.get(threads, case, denominator)?))
+    }
+
+    /// The median over rounds of `metric` on the last thread count over the first.
+    pub fn speedup(&self, case: &str, metric: &str) -> Option<f64> {
+        let (first, last) = (THREAD_COUNTS[0], THREAD_COUNTS[THREAD_COUNTS.len() - 1]);
+        self.over_rounds(|r| Some(r.get(last, case, metric)? / r.get(first, case, metric)?))
+    }
+
+    /// The case name, marked when other processes disturbed one of its measurements.
     pub fn label(&self, case: &str) -> String {
         let disturbed = THREAD_COUNTS.iter().any(|&t| self.get(t, case, BUSY_METRIC).is_some_and(|b| b > BUSY_LIMIT));
         if disturbed {
@@ -252,47 +296,60 @@ impl Results {
     /// Footnote for [`Results::label`]'s mark, if any case carries it.
     pub fn footnote(&self) -> Option<String> {
         self.cases.iter().any(|c| self.label(c) != *c).then(|| {
-            format!("(*) other processes took more than {:.0}% of the CPUs during every attempt", 100.0 * BUSY_LIMIT)
+            format!(
+                "(*) other processes took more than {:.0}% of the CPUs during every attempt (median over rounds)",
+                100.0 * BUSY_LIMIT
+            )
         })
     }
 
-    pub fn get(&self, threads: usize, case: &str, metric: &str) -> Option<f64> {
-        self.values.get(&(threads, case.to_string(), metric.to_string())).copied()
+    /// One line on how the figures were reduced.
+    pub fn describe(&self) -> String {
+        match self.rounds {
+            1 => "one round: one child process per thread count".to_string(),
+            n => {
+                format!("median over {n} rounds (one child process per thread count each); ratios taken within a round")
+            }
+        }
     }
 }
 
-/// Parent mode: runs `bench <subcommand> --threads N` for every entry of [`THREAD_COUNTS`]
-/// and collects their figures. Children report progress on stderr, which passes through.
+/// Parent mode: runs `bench <subcommand> --threads N` for every entry of [`THREAD_COUNTS`],
+/// `--rounds` times, and collects their figures. Children report progress on stderr, which
+/// passes through.
 pub fn run_children(subcommand: &str, opts: &Options) -> BenchResult<Results> {
     let exe = std::env::current_exe()?;
-    let mut results = Results::default();
-    for threads in THREAD_COUNTS {
-        eprintln!("[{subcommand}] measuring with {threads} thread(s)…");
-        let mut child = Command::new(&exe)
-            .arg(subcommand)
-            .args(["--threads", &threads.to_string()])
-            .args(&opts.forward)
-            .envs(thread_env(threads))
-            .envs(opts.malloc_reuse.then(|| ("GLIBC_TUNABLES", malloc_tunables())))
-            .stdout(Stdio::piped())
-            .spawn()?;
-        let stdout = child.stdout.take().ok_or("no child stdout")?;
-        for line in BufReader::new(stdout).lines() {
-            let line = line?;
-            let fields: Vec<&str> = line.split('\t').collect();
-            match fields.as_slice() {
-                [RESULT_TAG, case, metric, value] => {
-                    if !results.cases.iter().any(|c| c == case) {
-                        results.cases.push(case.to_string());
+    let mut results = Results { rounds: opts.rounds, ..Results::default() };
+    for round in 0..opts.rounds {
+        for threads in THREAD_COUNTS {
+            eprintln!("[{subcommand}] round {}/{}: {threads} thread(s)…", round + 1, opts.rounds);
+            let mut child = Command::new(&exe)
+                .arg(subcommand)
+                .args(["--threads", &threads.to_string()])
+                .args(&opts.forward)
+                .envs(thread_env(threads))
+                .envs(opts.malloc_reuse.then(|| ("GLIBC_TUNABLES", malloc_tunables())))
+                .stdout(Stdio::piped())
+                .spawn()?;
+            let stdout = child.stdout.take().ok_or("no child stdout")?;
+            for line in BufReader::new(stdout).lines() {
+                let line = line?;
+                let fields: Vec<&str> = line.split('\t').collect();
+                match fields.as_slice() {
+                    [RESULT_TAG, case, metric, value] => {
+                        if !results.cases.iter().any(|c| c == case) {
+                            results.cases.push(case.to_string());
+                        }
+                        let key = (round, threads, case.to_string(), metric.to_string());
+                        results.values.insert(key, value.parse()?);
                     }
-                    results.values.insert((threads, case.to_string(), metric.to_string()), value.parse()?);
+                    _ => println!("{line}"),
                 }
-                _ => println!("{line}"),
             }
-        }
-        let status = child.wait()?;
-        if !status.success() {
-            return Err(format!("`bench {subcommand} --threads {threads}` failed: {status}").into());
+            let status = child.wait()?;
+            if !status.success() {
+                return Err(format!("`bench {subcommand} --threads {threads}` failed: {status}").into());
+            }
         }
     }
     Ok(results)
@@ -328,14 +385,17 @@ pub fn pin_threads(threads: usize) -> BenchResult {
 
 /// CPU model, date, GEMM kernel and allocator mode, printed above every table.
 pub fn print_machine(opts: &Options) {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    // `key : value` lines of the first processor.
+    let field = |key: &str| {
+        cpuinfo.lines().find_map(|l| l.split_once(':').filter(|(k, _)| k.trim() == key).map(|(_, v)| v.trim()))
+    };
+    let cpu = format!(
+        "{} (family {}, model {})",
+        field("model name").unwrap_or("unknown CPU"),
+        field("cpu family").unwrap_or("?"),
+        field("model").unwrap_or("?")
+    );
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!("date: {} (UTC)", today());
     println!("cpu:  {cpu}, {cores} logical CPUs");

@@ -125,6 +125,7 @@ fn raw_sgemm(c: &Case, a: &[f32], b: &[f32], out: &mut [f32]) {
 fn print_table(r: &Results) {
     let [t1, t2] = THREAD_COUNTS;
     println!("GFLOP/s, f32, median of interleaved repetitions; raw = matrixmultiply::sgemm into a preallocated C");
+    println!("{}", r.describe());
     println!();
     println!(
         "| {:<24} | {:>9} | {:>9} | {:>6} | {:>9} | {:>9} | {:>6} | {:>13} | {:>10} |",
@@ -144,8 +145,8 @@ fn print_table(r: &Results) {
     );
     for case in &r.cases {
         let get = |t, m| r.get(t, case, m);
-        let ratio = |t| Some(get(t, "tensor")? / get(t, "raw")?);
-        let speedup = |m| Some(get(t2, m)? / get(t1, m)?);
+        let ratio = |t| r.ratio(t, case, "tensor", "raw");
+        let speedup = |m| r.speedup(case, m);
         println!(
             "| {:<24} | {} | {} | {} | {} | {} | {} | {} | {} |",
             r.label(case),
@@ -166,16 +167,12 @@ fn print_table(r: &Results) {
     let mut misses = Vec::new();
     for c in CASES.iter().filter(|c| r.cases.iter().any(|n| n == c.name)) {
         for t in THREAD_COUNTS {
-            if let (Some(x), Some(y)) = (r.get(t, c.name, "tensor"), r.get(t, c.name, "raw")) {
-                if x < 0.9 * y {
-                    misses.push(format!("{}: tensor/raw {:.2} < 0.9 on {t}T", c.name, x / y));
-                }
+            if let Some(x) = r.ratio(t, c.name, "tensor", "raw").filter(|&x| x < 0.9) {
+                misses.push(format!("{}: tensor/raw {x:.2} < 0.9 on {t}T", c.name));
             }
         }
-        if let (true, Some(x1), Some(x2)) = (is_large(c), r.get(t1, c.name, "tensor"), r.get(t2, c.name, "tensor")) {
-            if x2 < 1.6 * x1 {
-                misses.push(format!("{}: {t2}T/{t1}T speedup {:.2} < 1.6", c.name, x2 / x1));
-            }
+        if let Some(x) = r.speedup(c.name, "tensor").filter(|&x| is_large(c) && x < 1.6) {
+            misses.push(format!("{}: {t2}T/{t1}T speedup {x:.2} < 1.6", c.name));
         }
     }
     if misses.is_empty() {

@@ -226,6 +226,7 @@ fn print_table(r: &Results) {
          loop = simple single-threaded loop, new output per call",
         (N * 4) >> 20
     );
+    println!("{}", r.describe());
     println!();
     println!(
         "| {:<30} | {:>9} | {:>9} | {:>7} | {:>9} | {:>11} | {:>11} | {:>11} |",
@@ -244,20 +245,26 @@ fn print_table(r: &Results) {
     );
     for case in &r.cases {
         let get = |t, m| r.get(t, case, m);
-        let div = |x: Option<f64>, y: Option<f64>| Some(x? / y?);
+        // Ratios within one round: the loop and copy references ran in the same process.
+        let of_copy = |t| r.over_rounds(|r| Some(r.get(t, case, "tensor")? / r.get(t, COPY, "tensor")?));
+        let of_loop = r.ratio(t2, case, "tensor", "loop");
         println!(
             "| {:<30} | {} | {} | {} | {} | {} | {} | {} |",
             r.label(case),
             cell(get(t1, "tensor"), 9, 1),
             cell(get(t2, "tensor"), 9, 1),
-            cell(div(get(t2, "tensor"), get(t1, "tensor")), 7, 2),
+            cell(r.speedup(case, "tensor"), 7, 2),
             cell(get(t1, "loop"), 9, 1),
-            cell(div(get(t2, "tensor"), get(t1, "loop")), 11, 2),
-            cell(div(get(t1, "tensor"), r.get(t1, COPY, "tensor")), 11, 2),
-            cell(div(get(t2, "tensor"), r.get(t2, COPY, "tensor")), 11, 2),
+            cell(of_loop, 11, 2),
+            cell(of_copy(t1), 11, 2),
+            cell(of_copy(t2), 11, 2),
         );
     }
     if let Some(note) = r.footnote() {
         println!("{note}");
     }
+    println!(
+        "Each byte read or written counts once; the write-allocate read of an output line does not, \
+         so ops with more input streams than a copy can exceed its figure."
+    );
 }
