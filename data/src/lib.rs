@@ -12,6 +12,7 @@ pub mod error;
 pub mod fsutil;
 pub mod gguf;
 pub mod hash;
+pub mod llm;
 pub mod loader;
 pub mod readers;
 pub mod shard;

@@ -1,11 +1,10 @@
 //! Reductions over arbitrary axes of strided views.
 
-use super::strided::{row_chunks, Rows, SendPtr, PAR_GRAIN};
+use super::strided::{row_chunks, Rows, PAR_GRAIN};
 use crate::element::Element;
 use crate::layout::{contiguous_strides, Layout};
 use crate::ops::ReduceOp;
 use rayon::prelude::*;
-use std::ops::Range;
 
 fn identity<E: Element>(op: ReduceOp) -> E {
     match op {
@@ -84,62 +83,48 @@ pub(crate) fn reduce<E: Element>(op: ReduceOp, x: &[E], l: &Layout, axes: &[usiz
             });
         }
     } else {
-        // Column reduction: accumulate whole rows into output rows. The inner axis is not
-        // reduced, so distinct inner indices `i` never share an output element: tasks take
-        // disjoint ranges of `i` and each visits all rows in order, which keeps every
-        // output's accumulation order (and so its rounding) that of a sequential loop.
+        // Column reduction: accumulate whole rows into output rows, in row order, up to
+        // [`FOLD`] rows (that share an output row) per pass over the output row.
+        //
+        // It runs on one thread. That streams at about this machine's read bandwidth
+        // (19 GB/s on a [4096, 8192] sum over the first axis); splitting the columns among
+        // two threads measured slower there (13–16 GB/s: shorter runs per row, and no more
+        // bandwidth to gain), and on in-cache inputs ([1024, 1024]) went either way from
+        // run to run.
         assert_eq!(os, 1, "reduce: the output's innermost kept axis is unit-stride");
-        let o = SendPtr(out.as_mut_ptr());
-        let out_len = out.len();
-        let columns = |cols: Range<usize>| {
-            // Rows go to the output in groups of up to [`FOLD`] that share an output row.
-            let (mut group, mut size, mut group_oo) = ([0; FOLD], 0, 0);
-            let flush = |starts: &[usize], oo: usize| {
-                assert!(oo + cols.end <= out_len, "reduce: output row out of bounds");
-                // SAFETY: in bounds (asserted); concurrent tasks write disjoint elements.
-                let o = unsafe { std::slice::from_raw_parts_mut(o.get().add(oo + cols.start), cols.len()) };
-                let from = cols.start * xs;
-                match op {
-                    ReduceOp::Sum => accumulate(o, x, starts, from, xs, |a, b| a + b),
-                    ReduceOp::Max => accumulate(o, x, starts, from, xs, E::max),
-                    ReduceOp::Min => accumulate(o, x, starts, from, xs, E::min),
-                }
-            };
-            rows.for_each(0..count, |_, [xo, oo]| {
-                if size == FOLD || (size > 0 && oo != group_oo) {
-                    flush(&group[..size], group_oo);
-                    size = 0;
-                }
-                (group[size], group_oo, size) = (xo, oo, size + 1);
-            });
-            flush(&group[..size], group_oo);
+        let (mut group, mut size, mut group_oo) = ([0; FOLD], 0, 0);
+        let mut flush = |starts: &[usize], oo: usize| {
+            let o = &mut out[oo..oo + len];
+            match op {
+                ReduceOp::Sum => accumulate(o, x, starts, xs, |a, b| a + b),
+                ReduceOp::Max => accumulate(o, x, starts, xs, E::max),
+                ReduceOp::Min => accumulate(o, x, starts, xs, E::min),
+            }
         };
-        // Each task takes a range of at least [`PAR_GRAIN`] elements in all, as wide as
-        // possible (one range per thread): every row is then read in long runs, which
-        // measured fastest (narrower ranges of 256–4096 columns were up to 2.5× slower on a
-        // [4096, 8192] sum over the first axis). A multiple of 16 columns (a 64-byte line of
-        // f32), so that tasks share no cache line of the output.
-        let width = len.div_ceil(rayon::current_num_threads()).max(PAR_GRAIN.div_ceil(count)).next_multiple_of(16);
-        if width < len {
-            (0..len.div_ceil(width)).into_par_iter().for_each(|t| columns(t * width..((t + 1) * width).min(len)));
-        } else {
-            columns(0..len);
-        }
+        rows.for_each(0..count, |_, [xo, oo]| {
+            if size == FOLD || (size > 0 && oo != group_oo) {
+                flush(&group[..size], group_oo);
+                size = 0;
+            }
+            (group[size], group_oo, size) = (xo, oo, size + 1);
+        });
+        flush(&group[..size], group_oo);
     }
     out
 }
 
 /// Rows a column reduction folds into the output per pass: the output is then loaded and
 /// stored once per `FOLD` input rows rather than once per row, while each element still
-/// combines its inputs row by row, in order, as a sequential loop would.
+/// combines its inputs row by row, in order, as a sequential loop would. (A [4096, 8192] sum
+/// over the first axis: 12 GB/s one row per pass, 18.5 GB/s four rows per pass.)
 const FOLD: usize = 4;
 
-/// `o[i] = f(…f(f(o[i], x[s₀ + from + i·stride]), x[s₁ + from + i·stride])…)` for the row
-/// starts `s₀, s₁, …` in order, with unit-stride loops the compiler vectorises.
+/// `o[i] = f(…f(f(o[i], x[s₀ + i·stride]), x[s₁ + i·stride])…)` for the row starts
+/// `s₀, s₁, …` in order, with unit-stride loops the compiler vectorises.
 #[inline(always)]
-fn accumulate<E: Element>(o: &mut [E], x: &[E], starts: &[usize], from: usize, stride: usize, f: impl Fn(E, E) -> E) {
+fn accumulate<E: Element>(o: &mut [E], x: &[E], starts: &[usize], stride: usize, f: impl Fn(E, E) -> E) {
     let n = o.len();
-    let row = |s: usize| &x[s + from..s + from + n];
+    let row = |s: usize| &x[s..s + n];
     match (starts, stride) {
         (&[s0, s1, s2, s3], 1) => {
             for ((((o, &a), &b), &c), &d) in o.iter_mut().zip(row(s0)).zip(row(s1)).zip(row(s2)).zip(row(s3)) {
@@ -156,7 +141,7 @@ fn accumulate<E: Element>(o: &mut [E], x: &[E], starts: &[usize], from: usize, s
         _ => {
             for &s in starts {
                 for (i, o) in o.iter_mut().enumerate() {
-                    *o = f(*o, x[s + from + i * stride]);
+                    *o = f(*o, x[s + i * stride]);
                 }
             }
         }
