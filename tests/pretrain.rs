@@ -65,6 +65,19 @@ fn tiny_pretraining_lowers_the_loss() {
     }
 }
 
+/// Timing runs (bench/compare.py) switch evaluation and checkpoints off with interval 0.
+#[test]
+fn zero_intervals_train_without_evaluation_or_checkpoints() {
+    let out = scratch("timing");
+    let mut cfg = tiny(&out);
+    (cfg.steps, cfg.eval_interval, cfg.checkpoint_interval, cfg.sample_tokens) = (3, 0, 0, 0);
+    let summary = train(cfg, None, &Cpu::<f32>::new(), &AtomicBool::new(false), &mut Quiet).unwrap();
+    assert_eq!(summary.steps_done, 3);
+    assert!(summary.final_eval.is_none(), "evaluated although eval_interval = 0");
+    assert!(!out.join("checkpoint").exists(), "checkpointed although checkpoint_interval = 0");
+    assert_eq!(losses(&out).len(), 3);
+}
+
 #[test]
 fn stop_and_resume_reproduces_the_uninterrupted_losses_bit_for_bit() {
     let (a, b) = (scratch("uninterrupted"), scratch("resumed"));

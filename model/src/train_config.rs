@@ -87,10 +87,12 @@ pub struct TrainConfig {
     pub steps: u64,
     /// Token budget, used when `steps` is 0.
     pub tokens: u64,
+    /// Steps between evaluations (and one at the end); 0: none.
     pub eval_interval: u64,
     /// Validation batches per evaluation.
     pub eval_batches: usize,
     pub log_interval: u64,
+    /// Steps between checkpoints (and one at the end); 0: none, except on Ctrl-C.
     pub checkpoint_interval: u64,
     pub seed: u64,
     /// `cpu` (the GPU backend arrives with its issue).
@@ -204,9 +206,7 @@ impl TrainConfig {
             ("batch_size", self.batch_size as u64),
             ("grad_accum", self.grad_accum as u64),
             ("seq_len", self.seq_len as u64),
-            ("eval_interval", self.eval_interval),
             ("log_interval", self.log_interval),
-            ("checkpoint_interval", self.checkpoint_interval),
         ];
         if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(format!("{name} must be positive"));

@@ -426,14 +426,14 @@ pub fn train<B: Backend>(
         let keep_going = observer.step(&metrics, total_steps);
         last_step = Some(metrics);
         let stop = !keep_going || interrupt.load(std::sync::atomic::Ordering::Relaxed);
-        if step.is_multiple_of(cfg.eval_interval) || step == total_steps {
+        if due(step, cfg.eval_interval, total_steps) {
             if let Some(e) = run_eval(step)? {
                 log(&serde_json::to_value(&e).expect("serialises"))?;
                 observer.evaluated(&e);
                 final_eval = Some(e);
             }
         }
-        if stop || step.is_multiple_of(cfg.checkpoint_interval) || step == total_steps {
+        if stop || due(step, cfg.checkpoint_interval, total_steps) {
             let check = weights_check(&params);
             if !check.is_finite() {
                 return Err(TrainError::NonFinite { step, loss: check, last_checkpoint, what: "weights" });
@@ -464,6 +464,12 @@ pub fn train<B: Backend>(
         )
     });
     Ok(RunSummary { steps_done: step, interrupted, final_eval, last_step, sample, out_dir: files.dir })
+}
+
+/// Whether an every-`interval`-steps action (and the one at the end) falls on `step`;
+/// interval 0 switches it off, as timing runs want.
+fn due(step: u64, interval: u64, total_steps: u64) -> bool {
+    interval > 0 && (step.is_multiple_of(interval) || step == total_steps)
 }
 
 /// A trained model loaded for inference: its configuration, tokenizer and weights.
