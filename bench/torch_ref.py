@@ -49,6 +49,7 @@ class Config:
         self.rope_interleaved = g("rope_interleaved", False)
         self.norm_eps = g("norm_eps", 1e-6)
         self.tie_embeddings = g("tie_embeddings", False)
+        self.init_std = g("init_std", 0.02)
         vwn, mtp = g("vwn", {}), g("mtp", {})
         self.vwn_m = vwn.get("m", 2)
         self.vwn_n = vwn.get("n", 8)
@@ -388,6 +389,10 @@ def decays(name, param, cfg):
     return param.dim() >= 2
 
 
+# Our OptimConfig's defaults, for configs that leave a field out.
+OPTIM_DEFAULTS = {"lr": 3e-3, "weight_decay": 0.1, "beta1": 0.9, "beta2": 0.95, "eps": 1e-8}
+
+
 def adamw(model, optim):
     """torch.optim.AdamW with two parameter groups, hyper-parameters from our OptimConfig."""
     named = list(model.named_parameters())
@@ -433,14 +438,13 @@ def cmd_train(args):
     torch.set_num_threads(args.threads)
     cfg, doc = load_config(args.config)
     batch, seq = doc.get("batch_size", 16), doc.get("seq_len", 256)
-    cfg.max_seq_len = max(cfg.max_seq_len, seq)
     torch.manual_seed(doc.get("seed", 0))
     model = LM(cfg)
     # Weights need not match ours for timing, only be sane: N(0, init_std) on matrices.
     with torch.no_grad():
         for name, p in model.named_parameters():
             if p.dim() >= 2 and not name.rsplit(".", 1)[-1].startswith(("static_", "s_", "w_")):
-                p.normal_(0.0, cfg_std(doc))
+                p.normal_(0.0, cfg.init_std)
     optim_cfg = doc.get("optim", {})
     opt = adamw(model, {k: optim_cfg.get(k, d) for k, d in OPTIM_DEFAULTS.items()})
     clip = optim_cfg.get("grad_clip", 1.0)
@@ -493,13 +497,6 @@ def cmd_gemm(args):
                 times.append(time.perf_counter() - t0)
         result[name] = 2 * n**3 / statistics.median(times) / 1e9
     print(json.dumps(result))
-
-
-OPTIM_DEFAULTS = {"lr": 3e-3, "weight_decay": 0.1, "beta1": 0.9, "beta2": 0.95, "eps": 1e-8}
-
-
-def cfg_std(doc):
-    return doc.get("model", doc).get("init_std", 0.02)
 
 
 def main():
