@@ -116,7 +116,7 @@ impl<'a, B: Backend> ProfileObserver<'a, B> {
             peak_rss_bytes().map_or("unknown".into(), |b| format!("{:.0} MiB", b as f64 / (1 << 20) as f64)),
         );
         out += &format!(
-            "{:<10} {:<16} {:>10} {:>10} {:>7} {:>9}\n",
+            "{:<10} {:<28} {:>10} {:>10} {:>7} {:>9}\n",
             "phase", "op", "calls/step", "ms/step", "share", "GFLOP/s"
         );
         for ((phase, op), t) in self.ops.sorted() {
@@ -125,7 +125,7 @@ impl<'a, B: Backend> ProfileObserver<'a, B> {
             }
             let gflops = if t.flops > 0.0 { format!("{:.1}", t.flops / t.seconds / 1e9) } else { String::new() };
             out += &format!(
-                "{:<10} {:<16} {:>10.1} {:>10.2} {:>6.1}% {:>9}\n",
+                "{:<10} {:<28} {:>10.1} {:>10.2} {:>6.1}% {:>9}\n",
                 phase.to_string(),
                 op,
                 t.calls as f64 / n,

@@ -106,7 +106,7 @@ impl<B: Backend> Profiled<B> {
         let seconds = start.elapsed().as_secs_f64();
         // Scalar ops' Debug carries the scalar (`MulScalar(0.5)`): one row per op, not per value.
         let name = format!("{op:?}");
-        let name = name.split('(').next().unwrap_or_default().to_string();
+        let name = if name.starts_with("matmul") { name } else { name.split('(').next().unwrap_or_default().into() };
         let key = (PHASE.with(Cell::get), name);
         let mut totals = self.totals.lock().expect("profile lock");
         let t = totals.ops.entry(key).or_default();
@@ -117,13 +117,17 @@ impl<B: Backend> Profiled<B> {
     }
 }
 
-/// 2·m·k·n per product, over the broadcast batch.
-fn matmul_flops(la: &Layout, lb: &Layout) -> f64 {
+/// A matmul's row name (`matmul 4096x256x8192`, batched `matmul 64*(256x64x256)`) and
+/// its FLOPs, 2·m·k·n per product: GEMM throughput depends on the shape, so the profile
+/// keeps shapes apart.
+fn matmul_row(la: &Layout, lb: &Layout) -> (String, f64) {
     let (a, b) = (la.shape(), lb.shape());
     let (m, k, n) = (a[a.len() - 2], a[a.len() - 1], b[b.len() - 1]);
     let batch_a: usize = a[..a.len() - 2].iter().product();
     let batch_b: usize = b[..b.len() - 2].iter().product();
-    2.0 * (batch_a.max(batch_b) * m * k * n) as f64
+    let batch = batch_a.max(batch_b);
+    let name = if batch == 1 { format!("matmul {m}x{k}x{n}") } else { format!("matmul {batch}*({m}x{k}x{n})") };
+    (name, 2.0 * (batch * m * k * n) as f64)
 }
 
 /// A name for an op that the profile lists as one row.
@@ -195,7 +199,8 @@ impl<B: Backend> Backend for Profiled<B> {
     }
 
     fn matmul(&self, a: &Self::Storage, la: &Layout, b: &Self::Storage, lb: &Layout) -> Self::Storage {
-        self.timed(Name("matmul"), matmul_flops(la, lb), |be| be.matmul(a, la, b, lb))
+        let (name, flops) = matmul_row(la, lb);
+        self.timed(format_args!("{name}"), flops, |be| be.matmul(a, la, b, lb))
     }
 
     fn softmax(&self, x: &Self::Storage, lx: &Layout, log: bool) -> Self::Storage {
