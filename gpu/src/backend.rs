@@ -661,11 +661,8 @@ impl Backend for GpuBackend {
         v: &mut GpuStorage,
         h: &AdamWStep,
     ) {
-        let n = param.len();
-        assert!(
-            grad.len() == n && m.len() == n && v.len() == n,
-            "adamw_step: parameter, gradient and moments differ in length"
-        );
+        // The views cover the first elements of each storage (a storage may be longer).
+        let n = param.len().min(grad.len()).min(m.len()).min(v.len());
         let bc1 = 1.0 - h.beta1.powi(h.step as i32);
         let bc2 = 1.0 - h.beta2.powi(h.step as i32);
         let mut p = Params::new();
@@ -677,8 +674,7 @@ impl Backend for GpuBackend {
     }
 
     fn sgd_step(&self, param: &mut GpuStorage, grad: &GpuStorage, momentum: &mut GpuStorage, h: &SgdStep) {
-        let n = param.len();
-        assert!(grad.len() == n && momentum.len() == n, "sgd_step: parameter, gradient and momentum differ in length");
+        let n = param.len().min(grad.len()).min(momentum.len());
         let mut p = Params::new();
         p.set(0, n).set_f32(1, h.lr).set_f32(2, h.momentum).set_f32(3, h.weight_decay);
         p.set(4, usize::from(h.nesterov)).set_f32(5, h.grad_scale);

@@ -85,12 +85,8 @@ fn one_step_matches_the_cpu() {
     let gpu = train(&GpuBackend::shared(), 1);
     let (lc, lg) = (cpu.losses[0], gpu.losses[0]);
     assert!((lc - lg).abs() <= 1e-5 * lc, "loss: cpu {lc}, gpu {lg}");
-    let names: Vec<String> = Model::new(&config(), 5, &Cpu::<f32>::new())
-        .unwrap()
-        .params()
-        .iter()
-        .map(|p| p.name().to_string())
-        .collect();
+    let names: Vec<String> =
+        Model::new(&config(), 5, &Cpu::<f32>::new()).unwrap().params().iter().map(|p| p.name().to_string()).collect();
     for (i, name) in names.iter().enumerate() {
         let (gc, gg) = (&cpu.grads[i], &gpu.grads[i]);
         let scale = max_abs(gc);
@@ -113,7 +109,12 @@ fn fifty_steps_track_the_cpu_loss_curve() {
     let cpu = train(&Cpu::<f32>::new(), steps);
     let gpu = train(&GpuBackend::shared(), steps);
     for (s, (a, b)) in cpu.losses.iter().zip(&gpu.losses).enumerate() {
-        assert!((a - b).abs() <= 2e-2 * a, "step {s}: cpu loss {a}, gpu loss {b}\ncpu {:?}\ngpu {:?}", cpu.losses, gpu.losses);
+        assert!(
+            (a - b).abs() <= 2e-2 * a,
+            "step {s}: cpu loss {a}, gpu loss {b}\ncpu {:?}\ngpu {:?}",
+            cpu.losses,
+            gpu.losses
+        );
     }
     let (first, last) = (gpu.losses[0], gpu.losses[steps - 1]);
     assert!(last < 0.8 * first, "the GPU run did not learn: {first} → {last}");

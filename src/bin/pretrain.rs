@@ -14,12 +14,13 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use tensor::Cpu;
-use vwn::cli::Args;
+use vwn::cli::{Args, Device};
 use vwn::progress::ProgressLine;
 
 const USAGE: &str = "\
 Usage:
-  pretrain [--preset tiny|small|default] [--config FILE.toml] [--resume RUN_OR_CHECKPOINT_DIR] [--SETTING VALUE]...
+  pretrain [--preset tiny|small|default] [--config FILE.toml] [--resume RUN_OR_CHECKPOINT_DIR]
+           [--device cpu|gpu] [--adapter NAME|INDEX] [--SETTING VALUE]...
   pretrain eval --checkpoint DIR --data FILE_OR_DIR [--text-field text] [--dump FILE.jsonl] [--batch 8]
   pretrain plot --run DIR
   pretrain compare RUN_DIR... [--plot FILE.svg]      (a markdown table of finished runs, and their curves)
@@ -97,6 +98,7 @@ fn pretrain(mut args: Args) -> Result<(), String> {
         }
         None => None,
     };
+    let adapter = args.take("adapter");
     let cfg = build_config(&mut args, resume_config)?;
     if args.has("print-config") {
         println!("{}", toml_like(&serde_json::to_value(&cfg).expect("serialises"), ""));
@@ -112,8 +114,14 @@ fn pretrain(mut args: Args) -> Result<(), String> {
     })
     .map_err(|e| format!("cannot install the Ctrl-C handler: {e}"))?;
     let mut progress = ProgressLine::new(cfg.log_interval.max(10));
-    let summary = train(cfg, checkpoint_dir.as_deref(), &Cpu::<f32>::new(), &interrupt, &mut progress)
-        .map_err(|e| e.to_string())?;
+    let resume = checkpoint_dir.as_deref();
+    let summary = match Device::new(&cfg.device, adapter)? {
+        Device::Cpu => train(cfg, resume, &Cpu::<f32>::new(), &interrupt, &mut progress),
+        Device::Gpu { adapter } => {
+            train(cfg, resume, &Device::open_gpu(adapter.as_deref())?, &interrupt, &mut progress)
+        }
+    }
+    .map_err(|e| e.to_string())?;
     eprintln!();
     if summary.interrupted {
         eprintln!(
