@@ -13,8 +13,11 @@
 //!   (measured: at most 6e-8 in every part of every case, i.e. the storage rounding alone).
 //! - Our f32 run (the training precision): single-precision rounding through two layers, the
 //!   MTP head, softmax and the backward pass (measured at most 8e-5 forward, 5e-4 backward,
-//!   6e-5 after AdamW). The test allows `rtol = 3e-3` for forward and backward and `1e-3` for
+//!   7e-5 after AdamW). The test allows `rtol = 3e-3` for forward and backward and `1e-3` for
 //!   the weights after AdamW.
+//!
+//! The errors achieved per case and quantity are in docs/torch-reference.md; `--nocapture`
+//! prints them.
 
 use autograd::{AdamW, AdamWConfig, Param};
 use model::checkpoint::load_weights;
