@@ -7,7 +7,8 @@ count it runs, one process at a time:
                  sample switched off; per-step times from its metrics.jsonl
   pytorch-fp32   bench/torch_ref.py train on the run's config.json (random tokens)
   pytorch-bf16   the same under torch.autocast(bfloat16)
-and reports the median ms/step over the timed steps (after warm-up), tokens/s, peak RSS of
+repeated --reps times with the three interleaved (a shared machine's load falls on all alike),
+and reports the median over the repetitions of each run's median ms/step (after warm-up), tokens/s, peak RSS of
 the process (getrusage of the child), achieved GFLOP/s (the same FLOP count for all, from our
 model's matmul FLOPs: 6 per weight per token plus attention), and that as a fraction of the
 GEMM ceiling measured here (1024³ fp32 GEMM: ours via `bench matmul`, PyTorch's torch.mm)
@@ -78,6 +79,13 @@ def torch_run(config, threads, steps, warmup, bf16):
     return r
 
 
+def summarise(runs):
+    """One implementation over the repetitions: the median ms/step, the largest peak RSS."""
+    ms = statistics.median(r["ms_per_step"] for r in runs)
+    return {"impl": runs[0]["impl"], "ms_per_step": ms, "tokens_per_s": runs[0]["tokens_per_s"] *
+            runs[0]["ms_per_step"] / ms, "peak_rss_mib": max(r["peak_rss_mib"] for r in runs)}
+
+
 def gemm_ceilings(threads):
     """GFLOP/s of a 1024³ fp32 GEMM: ours (Tensor::matmul) and PyTorch's (torch.mm)."""
     out, _ = run([os.path.join(ROOT, "target", "release", "bench"), "matmul", "--threads", str(threads),
@@ -104,6 +112,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--steps", type=int, default=4, help="timed steps per run (median reported)")
     p.add_argument("--warmup", type=int, default=1, help="untimed steps before them")
+    p.add_argument("--reps", type=int, default=3, help="interleaved repetitions of every run (median reported)")
     p.add_argument("--threads", default="1,2", help="comma-separated thread counts")
     p.add_argument("--cases", default=",".join(CASES), help=f"comma-separated, from {', '.join(CASES)}")
     p.add_argument("--no-bf16", action="store_true", help="skip the PyTorch bf16 autocast runs")
@@ -114,7 +123,8 @@ def main():
     print(f"date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC")
     print(f"cpu: {cpu}, {os.cpu_count()} logical CPUs; python {platform.python_version()}, "
           f"torch {torch.__version__}; {rustc}; commit {commit}")
-    print(f"steps: {args.warmup} warm-up + {args.steps} timed per run (median); one process at a time\n")
+    print(f"steps: {args.warmup} warm-up + {args.steps} timed per run (median), {args.reps} interleaved repetitions "
+          f"(median of the run medians); one process at a time\n")
     rows = []
     for threads in map(int, args.threads.split(",")):
         ours_gemm, torch_gemm = gemm_ceilings(threads)
@@ -122,10 +132,19 @@ def main():
               f"{torch_gemm['fp32']:.0f}, torch bf16 {torch_gemm['bf16']:.0f}", flush=True)
         ceiling = {"ours": ours_gemm, "pytorch-fp32": torch_gemm["fp32"], "pytorch-bf16": torch_gemm["bf16"]}
         for case in args.cases.split(","):
-            mine, config, fpt, cfg = ours(case, threads, args.steps, args.warmup)
-            results = [mine, torch_run(config, threads, args.steps, args.warmup, False)]
-            if not args.no_bf16:
-                results.append(torch_run(config, threads, args.steps, args.warmup, True))
+            # Repetitions interleave the implementations, so that load from other processes on a
+            # shared machine falls on all of them alike; each is summarised by its median.
+            reps = {}
+            for rep in range(args.reps):
+                mine, config, fpt, cfg = ours(case, threads, args.steps, args.warmup)
+                runs = [mine, torch_run(config, threads, args.steps, args.warmup, False)]
+                if not args.no_bf16:
+                    runs.append(torch_run(config, threads, args.steps, args.warmup, True))
+                for r in runs:
+                    reps.setdefault(r["impl"], []).append(r)
+                print(f"  {case:<9} rep {rep + 1}: " + ", ".join(f"{r['impl']} {r['ms_per_step']:.0f} ms/step"
+                                                                   for r in runs), flush=True)
+            results = [summarise(runs) for runs in reps.values()]
             m = cfg["model"]
             shape = (f"{m['arch']} D={m['d_model']} L={m['n_layers']} seq={cfg['seq_len']} batch={cfg['batch_size']}"
                      + (f" (m,n)=({m['vwn']['m']},{m['vwn']['n']})" if m["arch"] == "vwn" else "")

@@ -2,7 +2,7 @@
 # Side-by-side training throughput, ours against PyTorch eager fp32 (and bf16 autocast):
 # the default `pretrain` config, a baseline of the same backbone, and a larger one
 # (D = 512, 8 layers, seq 512), on 1 and 2 threads, in one run. Options go to
-# bench/compare.py (--steps N, --warmup N, --threads 1,2, --cases default,baseline,large,
+# bench/compare.py (--steps N, --warmup N, --reps N, --threads 1,2, --cases default,baseline,large,
 # --no-bf16). Needs bench/setup_torch.sh first. About 10 minutes with the defaults.
 set -euo pipefail
 cd "$(dirname "$0")/.."
