@@ -3,7 +3,8 @@
 # the default `pretrain` config, a baseline of the same backbone, and a larger one
 # (D = 512, 8 layers, seq 512), on 1 and 2 threads, in one run. Options go to
 # bench/compare.py (--steps N, --warmup N, --reps N, --threads 1,2, --cases default,baseline,large,
-# --no-bf16). Needs bench/setup_torch.sh first. About 10 minutes with the defaults.
+# --no-bf16). Needs bench/setup_torch.sh first. The run in docs/torch-reference.md (--steps 2
+# --warmup 1, --reps 2 on 2 threads and 1 on 1 thread, no bf16) took 28 minutes on the loaded machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ ! -x bench/.venv/bin/python ] || ! bench/.venv/bin/python -c "import torch" 2>/dev/null; then
