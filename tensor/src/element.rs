@@ -79,7 +79,7 @@ pub trait Element:
 }
 
 macro_rules! impl_element {
-    ($t:ty, $gemm:path) => {
+    ($t:ty, $gemm:path, $exp:path) => {
         impl Element for $t {
             const ZERO: Self = 0.0;
             const ONE: Self = 1.0;
@@ -96,7 +96,7 @@ macro_rules! impl_element {
             }
             #[inline(always)]
             fn exp(self) -> Self {
-                <$t>::exp(self)
+                $exp(self)
             }
             #[inline(always)]
             fn ln(self) -> Self {
@@ -160,5 +160,6 @@ macro_rules! impl_element {
     };
 }
 
-impl_element!(f32, matrixmultiply::sgemm);
-impl_element!(f64, matrixmultiply::dgemm);
+// f32 takes the vectorisable exponential; f64 (gradient checks) keeps the C library's.
+impl_element!(f32, matrixmultiply::sgemm, crate::fast_exp::exp_f32);
+impl_element!(f64, matrixmultiply::dgemm, f64::exp);

@@ -14,6 +14,7 @@ pub mod backend;
 pub mod conformance;
 pub mod cpu;
 pub mod element;
+pub mod fast_exp;
 pub mod layout;
 pub mod ops;
 pub mod profile;

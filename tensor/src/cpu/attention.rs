@@ -7,6 +7,7 @@
 //! pass recomputes the probabilities from them. Every product is a strided GEMM straight
 //! on the (token-major, possibly strided) q/k/v views.
 
+use super::lanes::{self, sum_by};
 use super::matmul::{gemm_raw, MatRef};
 use super::pool;
 use super::strided::SendPtr;
@@ -62,12 +63,9 @@ fn softmax_rows<E: Element>(s: &AttentionShape, scores: &mut [E], cols: usize, t
         .map(|i| {
             let row = &mut scores[i * cols..(i + 1) * cols];
             let vis = visible(s, t0 + i);
-            let max = row[..vis].iter().copied().fold(E::NEG_INFINITY, E::max);
-            let mut sum = E::ZERO;
-            for x in &mut row[..vis] {
-                *x = (*x - max).exp();
-                sum += *x;
-            }
+            let max = lanes::max(&row[..vis]);
+            row[..vis].iter_mut().for_each(|x| *x = (*x - max).exp());
+            let sum = sum_by(&row[..vis], |x| x);
             let inv = E::ONE / sum;
             row[..vis].iter_mut().for_each(|x| *x *= inv);
             row[vis..].iter_mut().for_each(|x| *x = E::ZERO);

@@ -3,6 +3,7 @@
 mod attention;
 mod elementwise;
 mod index;
+mod lanes;
 mod matmul;
 mod norm;
 mod optim;

@@ -7,6 +7,7 @@
 //! rows of B contiguous (`C[i,:] += A[i,p]·B[p,:]`, vectorised over `n`), or A's rows and
 //! B's columns contiguous (dot products over `k`); anything else takes a strided loop.
 
+use super::lanes::dot;
 use super::matmul::MatRef;
 use crate::element::Element;
 
@@ -50,17 +51,4 @@ pub(crate) fn small_gemm<E: Element>(
             }
         }
     }
-}
-
-/// Dot product with eight independent accumulators (vectorises, fixed summation order).
-fn dot<E: Element>(x: &[E], y: &[E]) -> E {
-    let mut acc = [E::ZERO; 8];
-    let (xc, yc) = (x.chunks_exact(8), y.chunks_exact(8));
-    let tail: E = xc.remainder().iter().zip(yc.remainder()).map(|(&a, &b)| a * b).sum();
-    for (a, b) in xc.zip(yc) {
-        for l in 0..8 {
-            acc[l] += a[l] * b[l];
-        }
-    }
-    acc.iter().copied().sum::<E>() + tail
 }

@@ -1,6 +1,7 @@
 //! Softmax, log-softmax and fused softmax cross-entropy over the last axis (contiguous).
 //! Every row is independent, so rows run in parallel.
 
+use super::lanes::{self, dot, sum_by};
 use super::pool;
 use super::strided::row_chunks;
 use crate::element::Element;
@@ -22,8 +23,8 @@ pub(crate) fn par_rows<E: Element>(out: &mut [E], cols: usize, f: impl Fn(usize,
 
 /// `(max, ln Σ exp(x − max))` of a row.
 fn max_and_log_sum<E: Element>(x: &[E]) -> (E, E) {
-    let max = x.iter().copied().fold(E::NEG_INFINITY, E::max);
-    let sum: E = x.iter().map(|&v| (v - max).exp()).sum();
+    let max = lanes::max(x);
+    let sum = sum_by(x, |v| (v - max).exp());
     (max, sum.ln())
 }
 
@@ -46,13 +47,13 @@ pub(crate) fn softmax_backward<E: Element>(y: &[E], dy: &[E], cols: usize, log: 
         let (y, dy) = (&y[r * cols..(r + 1) * cols], &dy[r * cols..(r + 1) * cols]);
         if log {
             // y = log p: dx = dy − p·Σdy
-            let s: E = dy.iter().copied().sum();
+            let s = sum_by(dy, |g| g);
             for ((o, &y), &g) in o.iter_mut().zip(y).zip(dy) {
                 *o = g - y.exp() * s;
             }
         } else {
             // dx = p ∘ (dy − ⟨dy, p⟩)
-            let s: E = y.iter().zip(dy).map(|(&p, &g)| p * g).sum();
+            let s = dot(y, dy);
             for ((o, &p), &g) in o.iter_mut().zip(y).zip(dy) {
                 *o = p * (g - s);
             }
