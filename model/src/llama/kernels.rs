@@ -1,11 +1,39 @@
-//! The inner loop of every matrix product in the engine: one weight row against many
-//! activation rows, with SIMD chosen at run time.
+//! The inner loops of every matrix product in the engine: one weight row against many
+//! activation rows, and the dequantisation of a weight row, with SIMD chosen at run time.
 //!
-//! The workspace compiles for baseline x86-64 (SSE2), so the loop is compiled again
-//! inside functions that enable AVX-512 or AVX2+FMA and the best one the CPU has is
-//! called. The loop keeps 16 independent partial sums per activation row (one 512-bit or
-//! two 256-bit registers) and takes four activation rows per pass, so each weight load
-//! feeds four fused multiply-adds.
+//! The workspace compiles for baseline x86-64 (SSE2), so each loop is compiled again
+//! inside functions that enable AVX-512 or AVX2+FMA, and the best level the CPU has is
+//! detected once ([`isa`]). The dot loop keeps 16 independent partial sums per activation
+//! row (one 512-bit or two 256-bit registers) and takes four activation rows per pass, so
+//! each weight load feeds four fused multiply-adds.
+
+use std::sync::OnceLock;
+
+/// The instruction sets the kernels are compiled for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Isa {
+    Portable,
+    Avx2,
+    Avx512,
+}
+
+/// The best [`Isa`] this CPU runs, detected on the first call.
+pub fn isa() -> Isa {
+    static ISA: OnceLock<Isa> = OnceLock::new();
+    *ISA.get_or_init(|| {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let fma = std::arch::is_x86_feature_detected!("fma");
+            if fma && std::arch::is_x86_feature_detected!("avx512f") {
+                return Isa::Avx512;
+            }
+            if fma && std::arch::is_x86_feature_detected!("avx2") {
+                return Isa::Avx2;
+            }
+        }
+        Isa::Portable
+    })
+}
 
 /// Partial sums per activation row: the SIMD width the loop is written for.
 const LANES: usize = 16;
@@ -22,18 +50,14 @@ pub fn dot_rows(w: &[f32], xs: &[f32], out: &mut [f32]) {
         out.len(),
         w.len()
     );
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("fma") {
-            // SAFETY: the CPU has the features the function is compiled for.
-            return unsafe { dot_rows_avx512(w, xs, out) };
-        }
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-            // SAFETY: as above.
-            return unsafe { dot_rows_avx2(w, xs, out) };
-        }
+    match isa() {
+        // SAFETY: `isa` found the features these functions are compiled for.
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => unsafe { dot_rows_avx512(w, xs, out) },
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => unsafe { dot_rows_avx2(w, xs, out) },
+        _ => dot_rows_impl::<false>(w, xs, out),
     }
-    dot_rows_impl::<false>(w, xs, out)
 }
 
 #[cfg(target_arch = "x86_64")]
