@@ -16,3 +16,7 @@ if ! dpkg -s mesa-vulkan-drivers >/dev/null 2>&1 || ! dpkg -s libvulkan1 >/dev/n
   "${as_root[@]}" apt-get update
   "${as_root[@]}" apt-get install -y mesa-vulkan-drivers libvulkan1
 fi
+
+# The MAGA tool model (SmolLM2-135M-Instruct Q4_1) for the local engine's golden test,
+# fetched once into models/ and checked against its sha256.
+"$(dirname "$0")/fetch_model.sh"

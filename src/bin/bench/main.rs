@@ -7,6 +7,7 @@
 
 mod gpu;
 mod harness;
+mod llm;
 mod matmul;
 mod ops;
 mod tokenizer;
@@ -18,6 +19,7 @@ type Run = fn(&[String]) -> BenchResult;
 /// `(name, one-line description, entry point)`.
 const SUBCOMMANDS: &[(&str, &str, Run)] = &[
     ("gpu", "the wgpu backend beside the CPU: matmul/attention kernel ladder (checked), training tokens/s", gpu::run),
+    ("llm", "tokens/s of the GGUF llama engine (SmolLM2 Q4_1) beside llama.cpp, 1 and 2 threads", llm::run),
     ("matmul", "GFLOP/s of Tensor::matmul beside raw matrixmultiply::sgemm, 1 and 2 threads", matmul::run),
     ("ops", "GB/s of elementwise ops, reductions and fused row ops beside memcpy, 1 and 2 threads", ops::run),
     ("tokenizer", "BPE training time and encode MB/s beside Hugging Face tokenizers, 1 and 2 threads", tokenizer::run),
