@@ -89,7 +89,7 @@ pub fn strip_boilerplate(text: &str) -> (String, f64) {
             lines.remove(0);
         }
         if let Some(first) = lines.first_mut() {
-            *first = drop_acknowledgement(*first);
+            *first = drop_acknowledgement(first);
             if first.trim().is_empty() || is_lead_in(first) {
                 lines.remove(0);
             }
