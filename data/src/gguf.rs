@@ -177,17 +177,47 @@ impl GgufFile {
 /// Serialises a GGUF v3 file with the given metadata and no tensors (used
 /// to build test fixtures and small tokenizer-only files).
 pub fn write_metadata_only(metadata: &[(String, GgufValue)]) -> Vec<u8> {
+    write(metadata, &[])
+}
+
+/// One tensor for [`write`]: name, ggml dims (innermost first), ggml type id and data.
+pub struct TensorData {
+    pub name: String,
+    pub dims: Vec<u64>,
+    pub ggml_type: u32,
+    pub bytes: Vec<u8>,
+}
+
+/// Serialises a GGUF v3 file with metadata and tensors, each tensor's data at the
+/// next 32-byte aligned offset (used to build model fixtures in tests).
+pub fn write(metadata: &[(String, GgufValue)], tensors: &[TensorData]) -> Vec<u8> {
+    let align = |n: usize| n.div_ceil(DEFAULT_ALIGNMENT as usize) * DEFAULT_ALIGNMENT as usize;
     let mut out = Vec::new();
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&3u32.to_le_bytes());
-    out.extend_from_slice(&0u64.to_le_bytes());
+    out.extend_from_slice(&(tensors.len() as u64).to_le_bytes());
     out.extend_from_slice(&(metadata.len() as u64).to_le_bytes());
     for (key, value) in metadata {
         put_string(&mut out, key);
         out.extend_from_slice(&value.type_tag().to_le_bytes());
         put_value(&mut out, value);
     }
-    out.resize((out.len() as u64).div_ceil(DEFAULT_ALIGNMENT) as usize * DEFAULT_ALIGNMENT as usize, 0);
+    let mut offset = 0;
+    for t in tensors {
+        put_string(&mut out, &t.name);
+        out.extend_from_slice(&(t.dims.len() as u32).to_le_bytes());
+        for d in &t.dims {
+            out.extend_from_slice(&d.to_le_bytes());
+        }
+        out.extend_from_slice(&t.ggml_type.to_le_bytes());
+        out.extend_from_slice(&(offset as u64).to_le_bytes());
+        offset = align(offset + t.bytes.len());
+    }
+    for t in tensors {
+        out.resize(align(out.len()), 0);
+        out.extend_from_slice(&t.bytes);
+    }
+    out.resize(align(out.len()), 0);
     out
 }
 

@@ -14,6 +14,7 @@ pub use transformer::{LossOutput, Model, ParamCounts, IGNORE};
 pub mod checkpoint;
 pub mod eval;
 pub mod generate;
+pub mod llama;
 pub mod plot;
 pub mod safetensors;
 pub mod train_config;

@@ -14,7 +14,8 @@ pub(crate) struct Merge {
 
 pub(crate) type MergeMap = FxHashMap<(u32, u32), Merge>;
 
-const NONE: u32 = u32::MAX;
+/// No symbol: one merged away, or a byte the vocabulary lacks.
+pub(crate) const NONE: u32 = u32::MAX;
 
 /// Reusable buffers for [`merge_symbols`], so encoding allocates nothing
 /// per pre-token once warm.

@@ -21,7 +21,7 @@ use rustc_hash::FxHashMap;
 
 use crate::error::{Error, Result};
 use crate::hash::StableHasher;
-use bpe::{merge_symbols, Merge, MergeMap, Scratch};
+use bpe::{merge_symbols, Merge, MergeMap, Scratch, NONE};
 pub use pretokenize::PreTokenizer;
 pub use train::{train, TrainConfig};
 
@@ -89,12 +89,11 @@ impl Tokenizer {
                 token_ids.insert(bytes.clone(), id as u32);
             }
         }
-        let mut byte_ids = [0u32; 256];
-        for (b, slot) in byte_ids.iter_mut().enumerate() {
-            *slot = *token_ids
-                .get(&[b as u8][..])
-                .ok_or_else(|| Error::tokenizer(format!("vocabulary has no token for byte 0x{b:02x}")))?;
-        }
+        // Real vocabularies may lack some bytes (SmolLM2's has no token for 21 of them,
+        // control characters and bytes UTF-8 never uses); llama.cpp and Hugging Face
+        // drop such bytes. Here they become `NONE` symbols, which no merge joins and
+        // which `merge_symbols` removes with the merged-away ones.
+        let byte_ids: [u32; 256] = std::array::from_fn(|b| token_ids.get(&[b as u8][..]).copied().unwrap_or(NONE));
         let mut merges = MergeMap::default();
         for (rank, &(a, b)) in merge_list.iter().enumerate() {
             let (Some(left), Some(right)) = (vocab.get(a as usize), vocab.get(b as usize)) else {
@@ -378,7 +377,7 @@ impl Encoder<'_> {
     fn encode_piece(&mut self, piece: &[u8], out: &mut Vec<u32>) {
         let tok = self.tokenizer;
         if let [b] = piece {
-            out.push(tok.byte_ids[*b as usize]);
+            out.extend(Some(tok.byte_ids[*b as usize]).filter(|&id| id != NONE));
             return;
         }
         if let Some(ids) = self.cache.get(piece) {
@@ -428,11 +427,21 @@ mod tests {
     }
 
     #[test]
+    fn bytes_missing_from_the_vocabulary_are_dropped_and_block_merges() {
+        // Bytes 0x00..=0x7f except 0x04, then "ab" (merge of 'a' and 'b').
+        let mut vocab: Vec<Vec<u8>> = (0..=127u8).filter(|&b| b != 4).map(|b| vec![b]).collect();
+        vocab.push(b"ab".to_vec());
+        let (a, b, ab) = (96, 97, 127);
+        let t = Tokenizer::from_parts(vocab, vec![(a, b)], vec![], PreTokenizer::Gpt2, false, None).unwrap();
+        assert_eq!(t.encode("ab"), vec![ab]);
+        assert_eq!(t.encode("a\u{4}b"), vec![a, b]);
+        assert_eq!(t.encode("\u{4}"), Vec::<u32>::new());
+        assert_eq!(t.encode("x\u{4}\u{4}ab\u{4}"), vec![t.token_id(b"x").unwrap(), ab]);
+    }
+
+    #[test]
     fn inconsistent_parts_are_rejected() {
         let vocab: Vec<Vec<u8>> = (0..=255u8).map(|b| vec![b]).collect();
-        let err =
-            Tokenizer::from_parts(vocab[1..].to_vec(), vec![], vec![], PreTokenizer::Gpt2, false, None).unwrap_err();
-        assert!(err.to_string().contains("byte 0x00"), "{err}");
         let err = Tokenizer::from_parts(vocab, vec![(97, 98)], vec![], PreTokenizer::Gpt2, false, None).unwrap_err();
         assert!(err.to_string().contains("not in the vocabulary"), "{err}");
     }
