@@ -34,9 +34,10 @@ Common: --shard i/N (this process's share: N processes or array jobs need no coo
         (.gguf or tokenizer.json; default: the model file).
 Corpus: --input FILE_OR_DIR (.jsonl, .jsonl.zst, .parquet, text; default: the embedded corpus),
         --text-field text --id-field id (JSONL), --column meta.raw_text (Parquet).
-Backend: --backend local|http (default local), --model FILE.gguf (default
-        models/SmolLM2-135M-Instruct.Q4_1.gguf, fetched by scripts/fetch_model.sh), --threads N;
-        --url http://HOST:PORT --model-name NAME --api-key-env VAR --concurrency 4 --timeout 300 --http-retries 4.
+Backend: --backend local (default): --model FILE.gguf (default
+          models/SmolLM2-135M-Instruct.Q4_1.gguf, fetched by scripts/fetch_model.sh) --threads N;
+        --backend http: --url http://HOST:PORT [--model NAME (default: the first /v1/models lists)]
+          --api-key-env VAR --concurrency 4 --timeout 300 --http-retries 4.
 Sampling (ga, reformulate; judge is greedy unless given): --temperature --top-p --top-k --max-new-tokens.";
 
 fn main() {

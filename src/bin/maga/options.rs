@@ -137,7 +137,7 @@ impl Settings {
 
     /// The tokenizer that counts tokens (chunk budgets, length limits, stats).
     pub fn tokenizer(&self) -> Result<Tokenizer, String> {
-        let path = self.tokenizer.clone().unwrap_or_else(|| self.backend.model.clone());
+        let path = self.tokenizer.clone().unwrap_or_else(|| self.backend.tokenizer_file());
         load_tokenizer(&path)
     }
 }
