@@ -57,6 +57,38 @@ impl Args {
     }
 }
 
+/// The compute device chosen with `--device cpu|gpu` and, for the GPU, `--adapter
+/// NAME|INDEX` (else the `VWN_GPU_ADAPTER` environment variable, else the most capable
+/// adapter).
+#[derive(Debug, PartialEq)]
+pub enum Device {
+    Cpu,
+    Gpu { adapter: Option<String> },
+}
+
+impl Device {
+    /// Takes `--device` and `--adapter` out of `args`.
+    pub fn take(args: &mut Args) -> Result<Device, String> {
+        let adapter = args.take("adapter");
+        Device::new(args.take("device").as_deref().unwrap_or("cpu"), adapter)
+    }
+
+    /// The device called `name`, with the adapter choice for a GPU.
+    pub fn new(name: &str, adapter: Option<String>) -> Result<Device, String> {
+        match name {
+            "cpu" if adapter.is_some() => Err("--adapter applies to --device gpu".into()),
+            "cpu" => Ok(Device::Cpu),
+            "gpu" => Ok(Device::Gpu { adapter }),
+            other => Err(format!("unknown device {other:?} (cpu or gpu)")),
+        }
+    }
+
+    /// Opens the GPU named by `adapter`, with the reason when none can be opened.
+    pub fn open_gpu(adapter: Option<&str>) -> Result<gpu::GpuBackend, String> {
+        gpu::GpuBackend::open(adapter).map_err(|e| e.to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -71,5 +103,15 @@ mod tests {
         assert_eq!(a.take_parsed::<f64>("lr").unwrap(), Some(0.1));
         assert_eq!(a.finish().unwrap_err(), "unknown option --x");
         assert!(Args::parse(["--dangling".to_string()], &[]).is_err());
+    }
+
+    #[test]
+    fn device_choice() {
+        let parse = |argv: &[&str]| Device::take(&mut Args::parse(argv.iter().map(|s| s.to_string()), &[]).unwrap());
+        assert_eq!(parse(&[]).unwrap(), Device::Cpu);
+        assert_eq!(parse(&["--device", "gpu"]).unwrap(), Device::Gpu { adapter: None });
+        assert_eq!(parse(&["--device", "gpu", "--adapter", "1"]).unwrap(), Device::Gpu { adapter: Some("1".into()) });
+        assert!(parse(&["--device", "tpu"]).unwrap_err().contains("tpu"));
+        assert!(parse(&["--adapter", "0"]).is_err());
     }
 }

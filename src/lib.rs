@@ -1,5 +1,6 @@
 //! Shared pieces of the command-line programs (`pretrain`, `sample`, `bench`): argument
-//! parsing and progress display. All model and data logic lives in the crates.
+//! parsing, progress display and profiling. All model and data logic lives in the crates.
 
 pub mod cli;
+pub mod profiling;
 pub mod progress;

@@ -149,6 +149,26 @@ fn the_binary_trains_and_rejects_bad_settings_clearly() {
     }
 }
 
+/// `--profile` reports every phase's matmuls with their throughput, the time outside the
+/// ops, and allocations, over the steps after the warm-up.
+#[test]
+fn profile_reports_time_per_op_and_allocations() {
+    let out = scratch("profile");
+    let (out_s, cache) = (out.to_string_lossy().into_owned(), cache_dir());
+    let (ok, stdout, stderr) =
+        pretrain(&["--preset", "tiny", "--steps", "5", "--profile", "--out-dir", &out_s, "--cache-dir", &cache]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("profile over 3 steps after 2 warm-up"), "{stdout}");
+    assert!(stdout.contains("allocations per step"), "{stdout}");
+    for phase in ["forward", "backward", "optimizer"] {
+        let row = stdout.lines().find(|l| l.starts_with(phase)).unwrap_or_else(|| panic!("no {phase} row: {stdout}"));
+        assert!(row.split_whitespace().count() >= 5, "{row}");
+    }
+    let matmul = stdout.lines().find(|l| l.starts_with("forward") && l.contains("matmul")).expect("forward matmul row");
+    let gflops: f64 = matmul.split_whitespace().last().unwrap().parse().expect("GFLOP/s column");
+    assert!(gflops > 0.0, "{matmul}");
+}
+
 #[test]
 fn a_diverging_run_stops_with_a_clear_message_and_keeps_the_last_checkpoint() {
     let out = scratch("diverge");

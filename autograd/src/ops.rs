@@ -201,22 +201,10 @@ impl<B: Backend> Var<B> {
     }
     /// Elements `start..start+len` of `axis`; the gradient is zero-padded back.
     pub fn narrow(&self, axis: usize, start: usize, len: usize) -> Self {
-        let full = self.shape().to_vec();
-        Var::from_op(self.value().narrow(axis, start, len), &[self], move |g, _| {
-            let mut parts = Vec::with_capacity(3);
-            let pad = |n: usize| {
-                let mut s = full.clone();
-                s[axis] = n;
-                Tensor::zeros(&s, g.backend())
-            };
-            if start > 0 {
-                parts.push(pad(start));
-            }
-            parts.push(g.clone());
-            if start + len < full[axis] {
-                parts.push(pad(full[axis] - start - len));
-            }
-            vec![Some(if parts.len() == 1 { g.clone() } else { Tensor::concat(&parts, axis) })]
+        let value = self.value().narrow(axis, start, len); // checks the range first
+        let after = self.dim(axis) - start - len;
+        Var::from_op(value, &[self], move |g, _| {
+            vec![Some(if start == 0 && after == 0 { g.clone() } else { g.zero_pad(axis, start, after) })]
         })
     }
     pub fn split(&self, axis: usize, sizes: &[usize]) -> Vec<Self> {

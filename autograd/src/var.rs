@@ -154,6 +154,11 @@ impl<B: Backend> Var<B> {
     pub fn backward_with(&self, grad: Tensor<B>) {
         assert_eq!(grad.shape(), self.shape(), "backward_with: gradient shape differs from the output");
         let Some(root) = &self.node else { return };
+        tensor::profile::in_phase(tensor::profile::Phase::Backward, || Self::walk(root, grad));
+    }
+
+    /// Runs the backward rules from `root` in reverse creation order.
+    fn walk(root: &Rc<Node<B>>, grad: Tensor<B>) {
         let mut pending: HashMap<u64, (Rc<Node<B>>, Tensor<B>)> = HashMap::new();
         let mut order = BinaryHeap::new();
         pending.insert(root.id, (root.clone(), grad));

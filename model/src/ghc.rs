@@ -115,11 +115,12 @@ impl<B: Backend> Ghc<B> {
         let (m, n) = (self.m, self.n);
         let c = self.coefficients(h);
         let axis = c.rank() - 1;
-        let alpha = c.narrow(axis, 0, m + n);
-        let beta_t = c.narrow(axis, m + n, m);
         // mix[t] = α[t]ᵀ·H[t]: row i of the result gathers every slot with weights α[:, i].
-        let mix = alpha.transpose(axis - 1, axis).matmul(h);
-        (mix.narrow(1, 0, m), mix.narrow(1, m, n), beta_t)
+        // The read (Å) and carry (Â) columns are two products rather than one product
+        // narrowed in two: their gradients then add into dH directly, where narrowing the
+        // wide product would pad each part's gradient with zeros back to full width.
+        let mix = |start: usize, len: usize| c.narrow(axis, start, len).transpose(axis - 1, axis).matmul(h);
+        (mix(0, m), mix(m, n), c.narrow(axis, m + n, m))
     }
 
     /// The depth connection: `H' = βᵀ·Y + carry` with the sublayer output `y`

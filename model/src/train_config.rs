@@ -93,7 +93,7 @@ pub struct TrainConfig {
     pub log_interval: u64,
     pub checkpoint_interval: u64,
     pub seed: u64,
-    /// `cpu` (the GPU backend arrives with its issue).
+    /// `cpu` or `gpu` (the wgpu backend; the binary picks the adapter).
     pub device: String,
     pub out_dir: String,
     /// Where the tokenizer and token shards of the default corpus are cached.
@@ -220,8 +220,8 @@ impl TrainConfig {
         if !(0.0..1.0).contains(&self.optim.beta1) || !(0.0..1.0).contains(&self.optim.beta2) {
             return Err("optim.beta1 and optim.beta2 must lie in [0, 1)".into());
         }
-        if self.device != "cpu" {
-            return Err(format!("device {:?} is not available: only \"cpu\" is built so far", self.device));
+        if self.device != "cpu" && self.device != "gpu" {
+            return Err(format!("device {:?} is not available: \"cpu\" or \"gpu\"", self.device));
         }
         self.model.max_seq_len = self.seq_len;
         self.model.validate().map_err(|e| e.to_string())

@@ -14,6 +14,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
+use tensor::profile::{in_phase, Phase};
 use tensor::sampling::SamplingParams;
 use tensor::{Backend, Rng};
 
@@ -394,13 +395,13 @@ pub fn train<B: Backend>(
         if !loss.is_finite() {
             return Err(TrainError::NonFinite { step, loss, last_checkpoint, what: "loss" });
         }
-        let grad_norm = global_grad_norm(&params);
+        let grad_norm = in_phase(Phase::Optimizer, || global_grad_norm(&params));
         if !grad_norm.is_finite() {
             return Err(TrainError::NonFinite { step, loss: grad_norm, last_checkpoint, what: "gradient norm" });
         }
         let scale = if cfg.optim.grad_clip > 0.0 { clip_scale(grad_norm, cfg.optim.grad_clip) } else { 1.0 };
         // With fewer micro-batches than planned (data ran out), rescale to their mean.
-        opt.step(&params, lr, scale * cfg.grad_accum as f64 / m);
+        in_phase(Phase::Optimizer, || opt.step(&params, lr, scale * cfg.grad_accum as f64 / m));
         step += 1;
         let dt = t0.elapsed().as_secs_f64();
         elapsed += dt;
@@ -427,18 +428,18 @@ pub fn train<B: Backend>(
         last_step = Some(metrics);
         let stop = !keep_going || interrupt.load(std::sync::atomic::Ordering::Relaxed);
         if step.is_multiple_of(cfg.eval_interval) || step == total_steps {
-            if let Some(e) = run_eval(step)? {
+            if let Some(e) = in_phase(Phase::Eval, || run_eval(step))? {
                 log(&serde_json::to_value(&e).expect("serialises"))?;
                 observer.evaluated(&e);
                 final_eval = Some(e);
             }
         }
         if stop || step.is_multiple_of(cfg.checkpoint_interval) || step == total_steps {
-            let check = weights_check(&params);
+            let check = in_phase(Phase::Checkpoint, || weights_check(&params));
             if !check.is_finite() {
                 return Err(TrainError::NonFinite { step, loss: check, last_checkpoint, what: "weights" });
             }
-            let dir = save(step, tokens_seen, elapsed, &train_loader, &opt, &params)?;
+            let dir = in_phase(Phase::Checkpoint, || save(step, tokens_seen, elapsed, &train_loader, &opt, &params))?;
             observer.checkpointed(&dir);
             last_checkpoint = Some(dir);
         }

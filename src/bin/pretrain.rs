@@ -13,20 +13,31 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use tensor::profile::Profiled;
 use tensor::Cpu;
-use vwn::cli::Args;
+use vwn::cli::{Args, Device};
+use vwn::profiling::{CountingAlloc, ProfileObserver};
 use vwn::progress::ProgressLine;
+
+#[global_allocator]
+static ALLOCATOR: CountingAlloc = CountingAlloc;
+
+/// Steps left out of `--profile`'s figures (one-off costs of the first steps).
+const PROFILE_WARMUP_STEPS: u64 = 2;
 
 const USAGE: &str = "\
 Usage:
-  pretrain [--preset tiny|small|default] [--config FILE.toml] [--resume RUN_OR_CHECKPOINT_DIR] [--SETTING VALUE]...
+  pretrain [--preset tiny|small|default] [--config FILE.toml] [--resume RUN_OR_CHECKPOINT_DIR]
+           [--device cpu|gpu] [--adapter NAME|INDEX] [--profile] [--SETTING VALUE]...
   pretrain eval --checkpoint DIR --data FILE_OR_DIR [--text-field text] [--dump FILE.jsonl] [--batch 8]
   pretrain plot --run DIR
   pretrain compare RUN_DIR... [--plot FILE.svg]      (a markdown table of finished runs, and their curves)
 
 Every configuration field is a setting: give its dotted path (--model.vwn.n 8) or its last
 component when unambiguous (--n 8, --d-model 512, --lr 3e-3, --arch baseline, --steps 100,
---mtp.enabled false, --out-dir runs/x). `pretrain --print-config` shows all of them.";
+--mtp.enabled false, --out-dir runs/x). `pretrain --print-config` shows all of them.
+--profile prints time per op kind (forward, backward, optimizer), allocations per step and peak RSS
+at the end (try it with --steps 12).";
 
 fn main() {
     if let Err(e) = run() {
@@ -36,7 +47,7 @@ fn main() {
 }
 
 fn run() -> Result<(), String> {
-    let mut args = Args::parse(std::env::args().skip(1), &["help", "print-config"])?;
+    let mut args = Args::parse(std::env::args().skip(1), &["help", "print-config", "profile"])?;
     if args.has("help") {
         println!("{USAGE}");
         return Ok(());
@@ -97,6 +108,7 @@ fn pretrain(mut args: Args) -> Result<(), String> {
         }
         None => None,
     };
+    let adapter = args.take("adapter");
     let cfg = build_config(&mut args, resume_config)?;
     if args.has("print-config") {
         println!("{}", toml_like(&serde_json::to_value(&cfg).expect("serialises"), ""));
@@ -112,8 +124,26 @@ fn pretrain(mut args: Args) -> Result<(), String> {
     })
     .map_err(|e| format!("cannot install the Ctrl-C handler: {e}"))?;
     let mut progress = ProgressLine::new(cfg.log_interval.max(10));
-    let summary = train(cfg, checkpoint_dir.as_deref(), &Cpu::<f32>::new(), &interrupt, &mut progress)
-        .map_err(|e| e.to_string())?;
+    let resume = checkpoint_dir.as_deref();
+    let profile = args.has("profile");
+    let summary = match Device::new(&cfg.device, adapter)? {
+        Device::Cpu if profile => {
+            let backend = Profiled::new(Cpu::<f32>::new());
+            let mut observer = ProfileObserver::new(&mut progress, backend.clone(), PROFILE_WARMUP_STEPS);
+            let summary = train(cfg, resume, &backend, &interrupt, &mut observer);
+            eprintln!();
+            println!("{}", observer.report());
+            summary
+        }
+        Device::Cpu => train(cfg, resume, &Cpu::<f32>::new(), &interrupt, &mut progress),
+        // GPU work is queued and runs asynchronously: host-side timings per op would
+        // measure recording, not execution.
+        Device::Gpu { .. } if profile => return Err("--profile times the CPU backend only (--device cpu)".into()),
+        Device::Gpu { adapter } => {
+            train(cfg, resume, &Device::open_gpu(adapter.as_deref())?, &interrupt, &mut progress)
+        }
+    }
+    .map_err(|e| e.to_string())?;
     eprintln!();
     if summary.interrupted {
         eprintln!(

@@ -51,6 +51,9 @@ pub trait Element:
     fn is_finite(self) -> bool;
     fn mul_add(self, a: Self, b: Self) -> Self;
 
+    /// The CPU backend's pool of freed buffers of this type.
+    fn buffer_pool() -> &'static crate::cpu::pool::BufferPool<Self>;
+
     /// `C ← alpha·A·B + beta·C` on strided row/column-major operands (matrixmultiply).
     ///
     /// # Safety
@@ -130,6 +133,10 @@ macro_rules! impl_element {
             #[inline(always)]
             fn mul_add(self, a: Self, b: Self) -> Self {
                 self * a + b
+            }
+            fn buffer_pool() -> &'static crate::cpu::pool::BufferPool<Self> {
+                static POOL: crate::cpu::pool::BufferPool<$t> = crate::cpu::pool::BufferPool::new();
+                &POOL
             }
             unsafe fn gemm(
                 m: usize,

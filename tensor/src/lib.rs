@@ -16,6 +16,7 @@ pub mod cpu;
 pub mod element;
 pub mod layout;
 pub mod ops;
+pub mod profile;
 pub mod rng;
 pub mod sampling;
 mod tensor;

@@ -567,6 +567,25 @@ impl<B: Backend> Tensor<B> {
     }
 
     /// Joins tensors along `axis`; all other axes must agree.
+    /// Zeros with `self` placed at `before..` along `axis`, `before + after` longer there:
+    /// the adjoint of [`Tensor::narrow`].
+    pub fn zero_pad(&self, axis: usize, before: usize, after: usize) -> Self {
+        let mut shape = self.shape().to_vec();
+        if axis >= shape.len() {
+            shape_error("zero_pad", format_args!("axis {axis} for shape {shape:?}"));
+        }
+        shape[axis] += before + after;
+        let b = &self.backend;
+        let mut storage = b.full(shape.iter().product(), E::<B>::ZERO);
+        b.copy_into(
+            &mut storage,
+            &Layout::contiguous(&shape).narrow(axis, before, self.dim(axis)),
+            &self.storage,
+            &self.layout,
+        );
+        Self::from_storage(storage, &shape, b)
+    }
+
     pub fn concat(parts: &[Self], axis: usize) -> Self {
         let first = parts.first().unwrap_or_else(|| shape_error("concat", "no tensors"));
         let mut shape = first.shape().to_vec();

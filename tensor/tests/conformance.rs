@@ -15,6 +15,11 @@ mod cpu_f32 {
     tensor::conformance_tests!(tensor::Cpu::<f32>::new());
 }
 
+/// The profiling wrapper must forward every call unchanged.
+mod profiled_cpu_f64 {
+    tensor::conformance_tests!(tensor::profile::Profiled::new(tensor::Cpu::<f64>::new()));
+}
+
 mod rng {
     use proptest::prelude::*;
     use tensor::Rng;

@@ -5,6 +5,7 @@
 //! `pub fn run(args: &[String]) -> Result<(), Box<dyn std::error::Error>>`; to add one,
 //! declare the module and add a line to [`SUBCOMMANDS`].
 
+mod gpu;
 mod harness;
 mod matmul;
 mod ops;
@@ -16,6 +17,7 @@ type Run = fn(&[String]) -> BenchResult;
 
 /// `(name, one-line description, entry point)`.
 const SUBCOMMANDS: &[(&str, &str, Run)] = &[
+    ("gpu", "the wgpu backend beside the CPU: matmul/attention kernel ladder (checked), training tokens/s", gpu::run),
     ("matmul", "GFLOP/s of Tensor::matmul beside raw matrixmultiply::sgemm, 1 and 2 threads", matmul::run),
     ("ops", "GB/s of elementwise ops, reductions and fused row ops beside memcpy, 1 and 2 threads", ops::run),
     ("tokenizer", "BPE training time and encode MB/s beside Hugging Face tokenizers, 1 and 2 threads", tokenizer::run),

@@ -8,6 +8,7 @@
 //! on the (token-major, possibly strided) q/k/v views.
 
 use super::matmul::{gemm_raw, MatRef};
+use super::pool;
 use super::strided::SendPtr;
 use crate::backend::AttentionShape;
 use crate::element::Element;
@@ -98,8 +99,8 @@ pub(crate) fn forward<E: Element>(
     let group = group_size(s);
     let (qh, kh, vh) = (Heads::new(lq), Heads::new(lk), Heads::new(lv));
     let oh = Heads::contiguous(s.seq_q, s.q_heads, s.head_dim);
-    let mut out = vec![E::ZERO; s.batch * s.seq_q * s.q_heads * s.head_dim];
-    let mut lse = vec![E::ZERO; s.batch * s.q_heads * s.seq_q];
+    let mut out = pool::filled(s.batch * s.seq_q * s.q_heads * s.head_dim, E::ZERO);
+    let mut lse = pool::filled(s.batch * s.q_heads * s.seq_q, E::ZERO);
     let blocks = s.seq_q.div_ceil(Q_BLOCK);
     let (out_p, lse_p) = (SendPtr(out.as_mut_ptr()), SendPtr(lse.as_mut_ptr()));
     let scale = E::from_f64(s.scale);
@@ -168,9 +169,9 @@ pub(crate) fn backward<E: Element>(
     let (qh, kh, vh, doh) = (Heads::new(lq), Heads::new(lk), Heads::new(lv), Heads::new(ldout));
     let oh = Heads::contiguous(s.seq_q, s.q_heads, s.head_dim);
     let kvh = Heads::contiguous(s.seq_kv, s.kv_heads, s.head_dim);
-    let mut dq = vec![E::ZERO; s.batch * s.seq_q * s.q_heads * s.head_dim];
-    let mut dk = vec![E::ZERO; s.batch * s.seq_kv * s.kv_heads * s.head_dim];
-    let mut dv = vec![E::ZERO; dk.len()];
+    let mut dq = pool::filled(s.batch * s.seq_q * s.q_heads * s.head_dim, E::ZERO);
+    let mut dk = pool::filled(s.batch * s.seq_kv * s.kv_heads * s.head_dim, E::ZERO);
+    let mut dv = pool::filled(dk.len(), E::ZERO);
     let (dq_p, dk_p, dv_p) = (SendPtr(dq.as_mut_ptr()), SendPtr(dk.as_mut_ptr()), SendPtr(dv.as_mut_ptr()));
     let scale = E::from_f64(s.scale);
     let dh = s.head_dim;

@@ -1,5 +1,6 @@
 //! Elementwise maps over strided views, and strided copies.
 
+use super::pool;
 use super::strided::{row_chunks, Rows, SendPtr, PAR_GRAIN};
 use crate::element::Element;
 use crate::layout::Layout;
@@ -12,7 +13,7 @@ pub(crate) fn map<E: Element, const N: usize>(inputs: [(&[E], &Layout); N], f: i
     let numel = inputs[0].1.numel();
     // Every element is written exactly once below, so the buffer starts uninitialised:
     // zeroing it first would be one more serial pass over the output.
-    let mut out: Vec<E> = Vec::with_capacity(numel);
+    let mut out: Vec<E> = pool::with_capacity(numel);
     let dst = &mut out.spare_capacity_mut()[..numel];
     if inputs.iter().all(|(_, l)| l.is_contiguous()) {
         let ins: [&[E]; N] = std::array::from_fn(|j| &inputs[j].0[inputs[j].1.offset()..][..numel]);

@@ -1,6 +1,7 @@
 //! Index-select along an axis and its adjoint, index-add.
 
 use super::elementwise::copy_into;
+use super::pool;
 use crate::element::Element;
 use crate::layout::Layout;
 
@@ -15,7 +16,7 @@ pub(crate) fn index_select<E: Element>(x: &[E], l: &Layout, axis: usize, ids: &[
     let mut shape = l.shape().to_vec();
     shape[axis] = ids.len();
     let ol = Layout::contiguous(&shape);
-    let mut out = vec![E::ZERO; ol.numel()];
+    let mut out = pool::filled(ol.numel(), E::ZERO);
     if axis == 0 && l.is_contiguous() {
         // Embedding lookup: whole rows.
         let row = l.numel() / l.shape()[0].max(1);
@@ -35,7 +36,7 @@ pub(crate) fn index_add<E: Element>(src: &[E], l: &Layout, axis: usize, ids: &[u
     let mut shape = l.shape().to_vec();
     shape[axis] = size;
     let ol = Layout::contiguous(&shape);
-    let mut out = vec![E::ZERO; ol.numel()];
+    let mut out = pool::filled(ol.numel(), E::ZERO);
     let inner: usize = shape[axis + 1..].iter().product();
     let outer: usize = shape[..axis].iter().product();
     let src = if l.is_contiguous() {

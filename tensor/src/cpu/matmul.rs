@@ -1,5 +1,6 @@
 //! Batched matrix multiplication on strided operands through matrixmultiply's GEMM.
 
+use super::pool;
 use super::small_gemm::{small_gemm, SMALL_GEMM_MACS};
 use super::strided::SendPtr;
 use crate::element::Element;
@@ -109,14 +110,14 @@ pub(crate) fn matmul<E: Element>(a: &[E], la: &Layout, b: &[E], lb: &Layout) -> 
     let batch: usize = batch_shape.iter().product();
     let len = batch * m * n;
     if len == 0 || k == 0 {
-        return vec![E::ZERO; len];
+        return pool::filled(len, E::ZERO);
     }
     assert!(la.storage_extent() <= a.len() && lb.storage_extent() <= b.len(), "matmul: operand view out of bounds");
     // Every output element is written exactly once, by a GEMM with beta = 0, and such a
     // GEMM never reads C ("if β is zero, then C does not need to be initialized"). So the
     // buffer starts uninitialised: zeroing it first would be one more pass over the whole
     // output, serial, before a GEMM that may run on several threads.
-    let mut out: Vec<E> = Vec::with_capacity(len);
+    let mut out: Vec<E> = pool::with_capacity(len);
     let c = SendPtr(out.as_mut_ptr());
     let (ars, acs) = (la.strides()[r - 2], la.strides()[r - 1]);
     let (brs, bcs) = (lb.strides()[r - 2], lb.strides()[r - 1]);

@@ -6,6 +6,7 @@ mod index;
 mod matmul;
 mod norm;
 mod optim;
+pub mod pool;
 mod reduce;
 mod rope;
 mod small_gemm;
@@ -13,6 +14,7 @@ mod softmax;
 mod storage;
 mod strided;
 
+pub use pool::{pooled_bytes, release_pooled};
 pub use storage::{live_buffers, live_bytes, peak_bytes, reset_peak_bytes, CpuStorage};
 
 use crate::backend::{AttentionShape, Backend, NormGrads, NormStats, RopeArgs};
@@ -58,13 +60,15 @@ impl<E: Element> Backend for Cpu<E> {
     }
     fn to_vec(&self, s: &CpuStorage<E>, l: &Layout) -> Vec<E> {
         if l.is_contiguous() {
-            dense(s, l).to_vec()
+            let mut v = pool::with_capacity(l.numel());
+            v.extend_from_slice(dense(s, l));
+            v
         } else {
             elementwise::map([(s.as_slice(), l)], |[x]| x)
         }
     }
     fn full(&self, len: usize, value: E) -> CpuStorage<E> {
-        st(vec![value; len])
+        st(pool::filled(len, value))
     }
     fn copy(&self, s: &CpuStorage<E>, l: &Layout) -> CpuStorage<E> {
         st(self.to_vec(s, l))

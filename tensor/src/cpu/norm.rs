@@ -2,6 +2,7 @@
 //! Rows are independent in the forward pass; the backward pass sums the gain and bias
 //! gradients over rows with a parallel fold.
 
+use super::pool;
 use super::softmax::par_rows;
 use super::strided::row_chunks;
 use crate::element::Element;
@@ -18,7 +19,7 @@ pub(crate) fn rms_norm<E: Element>(x: &[E], dim: usize, gain: Option<&[E]>, eps:
             E::ONE / (ms + E::from_f64(eps)).sqrt()
         })
         .collect();
-    let mut y = vec![E::ZERO; x.len()];
+    let mut y = pool::filled(x.len(), E::ZERO);
     par_rows(&mut y, dim, |r, o| {
         let row = &x[r * dim..(r + 1) * dim];
         for (c, (o, &v)) in o.iter_mut().zip(row).enumerate() {
@@ -69,7 +70,7 @@ pub(crate) fn rms_norm_backward<E: Element>(
     rstd: &[E],
     dy: &[E],
 ) -> (Vec<E>, Option<Vec<E>>) {
-    let mut dx = vec![E::ZERO; x.len()];
+    let mut dx = pool::filled(x.len(), E::ZERO);
     let inv_dim = E::ONE / E::from_usize(dim);
     let sums = rows_with_param_grads(&mut dx, dim, usize::from(gain.is_some()), |r, out, acc| {
         let (x, dy, rs) = (&x[r * dim..(r + 1) * dim], &dy[r * dim..(r + 1) * dim], rstd[r]);
@@ -108,7 +109,7 @@ pub(crate) fn group_norm<E: Element>(
             (mean, E::ONE / (var + E::from_f64(eps)).sqrt())
         })
         .collect();
-    let mut y = vec![E::ZERO; x.len()];
+    let mut y = pool::filled(x.len(), E::ZERO);
     par_rows(&mut y, channels, |r, o| {
         let row = &x[r * channels..(r + 1) * channels];
         for (c, (o, &v)) in o.iter_mut().zip(row).enumerate() {
@@ -134,7 +135,7 @@ pub(crate) fn group_norm_backward<E: Element>(
 ) -> (Vec<E>, Option<Vec<E>>, Option<Vec<E>>) {
     let gs = channels / groups;
     let inv_gs = E::ONE / E::from_usize(gs);
-    let mut dx = vec![E::ZERO; x.len()];
+    let mut dx = pool::filled(x.len(), E::ZERO);
     let n_params = usize::from(gain.is_some()) + usize::from(has_bias);
     let sums = rows_with_param_grads(&mut dx, channels, n_params, |r, out, acc| {
         let (x, dy) = (&x[r * channels..(r + 1) * channels], &dy[r * channels..(r + 1) * channels]);

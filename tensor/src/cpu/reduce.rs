@@ -1,5 +1,6 @@
 //! Reductions over arbitrary axes of strided views.
 
+use super::pool;
 use super::strided::{row_chunks, Rows, PAR_GRAIN};
 use crate::element::Element;
 use crate::layout::{contiguous_strides, Layout};
@@ -51,7 +52,7 @@ pub(crate) fn reduced_shape(shape: &[usize], axes: &[usize]) -> Vec<usize> {
 pub(crate) fn reduce<E: Element>(op: ReduceOp, x: &[E], l: &Layout, axes: &[usize]) -> Vec<E> {
     let out_shape = reduced_shape(l.shape(), axes);
     let out_numel: usize = out_shape.iter().product();
-    let mut out = vec![identity::<E>(op); out_numel];
+    let mut out = pool::filled(out_numel, identity::<E>(op));
     if l.numel() == 0 {
         return out;
     }

@@ -1,5 +1,6 @@
 //! Rotary position embedding on `[batch, seq, heads, head_dim]` views.
 
+use super::pool;
 use super::strided::Rows;
 use crate::backend::RopeArgs;
 use crate::element::Element;
@@ -8,7 +9,7 @@ use crate::layout::Layout;
 pub(crate) fn rope<E: Element>(x: &[E], l: &Layout, cos: &[E], sin: &[E], args: RopeArgs) -> Vec<E> {
     let [_, seq, heads, dh] = <[usize; 4]>::try_from(l.shape()).expect("rope: rank 4 checked by the caller");
     let half = dh / 2;
-    let mut out = vec![E::ZERO; l.numel()];
+    let mut out = pool::filled(l.numel(), E::ZERO);
     // Iterate rows of head_dim elements: one (batch, position, head) each.
     let rows = Layout::new(l.shape()[..3].to_vec(), l.strides()[..3].to_vec(), l.offset());
     let ds = l.strides()[3];

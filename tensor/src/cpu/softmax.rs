@@ -1,6 +1,7 @@
 //! Softmax, log-softmax and fused softmax cross-entropy over the last axis (contiguous).
 //! Every row is independent, so rows run in parallel.
 
+use super::pool;
 use super::strided::row_chunks;
 use crate::element::Element;
 use rayon::prelude::*;
@@ -27,7 +28,7 @@ fn max_and_log_sum<E: Element>(x: &[E]) -> (E, E) {
 }
 
 pub(crate) fn softmax<E: Element>(x: &[E], cols: usize, log: bool) -> Vec<E> {
-    let mut out = vec![E::ZERO; x.len()];
+    let mut out = pool::filled(x.len(), E::ZERO);
     par_rows(&mut out, cols, |r, o| {
         let row = &x[r * cols..(r + 1) * cols];
         let (max, log_sum) = max_and_log_sum(row);
@@ -40,7 +41,7 @@ pub(crate) fn softmax<E: Element>(x: &[E], cols: usize, log: bool) -> Vec<E> {
 }
 
 pub(crate) fn softmax_backward<E: Element>(y: &[E], dy: &[E], cols: usize, log: bool) -> Vec<E> {
-    let mut out = vec![E::ZERO; y.len()];
+    let mut out = pool::filled(y.len(), E::ZERO);
     par_rows(&mut out, cols, |r, o| {
         let (y, dy) = (&y[r * cols..(r + 1) * cols], &dy[r * cols..(r + 1) * cols]);
         if log {
@@ -99,7 +100,7 @@ pub(crate) fn cross_entropy_backward<E: Element>(
     ignore: Option<u32>,
     dloss: &[E],
 ) -> Vec<E> {
-    let mut out = vec![E::ZERO; logits.len()];
+    let mut out = pool::filled(logits.len(), E::ZERO);
     par_rows(&mut out, cols, |r, o| {
         let t = targets[r];
         if !check_target(t, cols, ignore) {

@@ -54,5 +54,6 @@ impl<E: Element> Drop for CpuStorage<E> {
     fn drop(&mut self) {
         LIVE_BYTES.fetch_sub(self.data.len() * std::mem::size_of::<E>(), Ordering::Relaxed);
         LIVE_BUFFERS.fetch_sub(1, Ordering::Relaxed);
+        super::pool::recycle(std::mem::take(&mut self.data));
     }
 }
