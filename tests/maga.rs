@@ -210,3 +210,88 @@ fn a_run_killed_mid_way_and_restarted_loses_and_duplicates_nothing() {
     assert!(stats.contains("expansion (output / source tokens)"), "{stats}");
     assert!(stats.contains("| chunks | malformed_input | 1 |"), "{stats}");
 }
+
+/// `maga analyze` reads what `pretrain eval --dump` writes: two checkpoints of the tiny preset
+/// (1 and 3 steps) stand in for the real-data and synthetic-data models.
+#[test]
+fn analyze_reads_the_per_token_loss_dumps_of_pretrain_eval() {
+    let dir = scratch("maga-analyze");
+    let cache = dir.join("corpus-cache");
+    let docs = dir.join("docs.jsonl");
+    let texts = ["The river flows to the sea.", "Plants make food from light, water and air.", "A cat sat."];
+    let lines: Vec<String> =
+        texts.iter().enumerate().map(|(i, t)| serde_json::json!({"id": i, "text": t}).to_string()).collect();
+    std::fs::write(&docs, lines.join("\n") + "\n").unwrap();
+    let dump = |steps: &str| {
+        let ckpt = dir.join(format!("steps{steps}"));
+        let trained = Command::new(env!("CARGO_BIN_EXE_pretrain"))
+            .args(["--preset", "tiny", "--steps", steps, "--out-dir"])
+            .arg(&ckpt)
+            .arg("--cache-dir")
+            .arg(&cache)
+            .output()
+            .unwrap();
+        assert!(trained.status.success(), "{}", String::from_utf8_lossy(&trained.stderr));
+        let path = dir.join(format!("losses{steps}.jsonl"));
+        let eval = Command::new(env!("CARGO_BIN_EXE_pretrain"))
+            .arg("eval")
+            .arg("--checkpoint")
+            .arg(&ckpt)
+            .arg("--data")
+            .arg(&docs)
+            .arg("--dump")
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(eval.status.success(), "{}", String::from_utf8_lossy(&eval.stderr));
+        path
+    };
+    let (real, synthetic) = (dump("1"), dump("3"));
+    let out = dir.join("analysis.jsonl");
+    let analyzed = Command::new(env!("CARGO_BIN_EXE_maga"))
+        .arg("analyze")
+        .arg("--real")
+        .arg(&real)
+        .arg("--synthetic")
+        .arg(&synthetic)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(analyzed.status.success(), "{}", String::from_utf8_lossy(&analyzed.stderr));
+    let report = String::from_utf8_lossy(&analyzed.stdout);
+    assert!(report.starts_with("3 documents, mean token loss difference"), "{report}");
+    assert!(report.contains("| none (−1) |"), "{report}");
+
+    let dumped = data::maga::analyze::read_dump(&real).unwrap();
+    let rows: Vec<Value> =
+        std::fs::read_to_string(&out).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(rows.len(), texts.len());
+    for (row, doc) in rows.iter().zip(&dumped) {
+        assert!(!doc.tokens.is_empty() && doc.losses.iter().all(|l| l.is_finite() && *l > 0.0));
+        assert_eq!(row["len"], doc.losses.len(), "{row}");
+        assert_eq!(row["doc"], doc.doc.to_string(), "{row}");
+    }
+}
+
+#[test]
+fn bad_flags_get_clear_errors() {
+    let run = scratch("maga-bad-flags");
+    let run = run.to_string_lossy();
+    for (args, expect) in [
+        (vec!["frobnicate"], "unknown command \"frobnicate\""),
+        (vec!["ga", "--run", &run, "--shard", "4/4"], "expected i/N with 0 <= i < N"),
+        (vec!["ga", "--run", &run, "--backend", "grpc"], "expected local or http"),
+        (vec!["ga", "--run", &run, "--backend", "http"], "--backend http needs --url"),
+        (vec!["ga", "--run", &run, "--url", "http://127.0.0.1:1"], "--url is for --backend http"),
+        (vec!["ga", "--run", &run, "--batch", "many"], "--batch: cannot read \"many\""),
+        (vec!["ga", "--run", &run, "--temprature", "0.5"], "unknown option --temprature"),
+        (vec!["ga"], "--run DIR is needed"),
+        (vec!["ga", "--run", &run, "--model", "/nonexistent.gguf"], "fetch it with `scripts/fetch_model.sh`"),
+        (vec!["mix", "fineweb=195"], "mix needs --budget"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_maga")).args(&args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && stderr.contains(expect), "maga {args:?}: {stderr}");
+    }
+}
