@@ -65,7 +65,7 @@ impl LlamaEngine {
         if !(s.temperature >= 0.0 && s.temperature.is_finite()) {
             return Err(LlmError::fatal(format!("temperature {} must be finite and >= 0", s.temperature)));
         }
-        if !(s.top_p > 0.0) {
+        if s.top_p.is_nan() || s.top_p <= 0.0 {
             return Err(LlmError::fatal(format!("top_p {} must be > 0", s.top_p)));
         }
         let ids = self.chat.encode(&self.tokenizer, &request.messages);

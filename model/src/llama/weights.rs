@@ -106,7 +106,7 @@ impl Tensors<'_> {
         let ty = GgmlType::from_id(info.ggml_type).ok_or_else(|| {
             err(format!("type {} is not supported (F32, F16, Q8_0, Q4_1 are)", type_name(info.ggml_type)))
         })?;
-        if dims[0] % ty.block_len() != 0 {
+        if !dims[0].is_multiple_of(ty.block_len()) {
             return Err(err(format!("row length {} is not a multiple of the {:?} block", dims[0], ty)));
         }
         let len = ty.bytes_for(dims.iter().product());
