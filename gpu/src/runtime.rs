@@ -145,7 +145,7 @@ impl Runtime {
 
     fn binding<'a>(&self, s: &'a GpuStorage) -> wgpu::BindingResource<'a> {
         let bytes = (4 * s.len as u64).max(4);
-        let limit = u64::from(self.dev.limits.max_storage_buffer_binding_size);
+        let limit = self.dev.limits.max_storage_buffer_binding_size;
         if bytes > limit {
             panic!("gpu: a tensor of {bytes} bytes exceeds this adapter's max_storage_buffer_binding_size ({limit})");
         }
