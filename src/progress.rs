@@ -28,7 +28,8 @@ impl ProgressLine {
     }
 }
 
-fn duration(secs: f64) -> String {
+/// `12m05s` or `1h02m`.
+pub fn duration(secs: f64) -> String {
     let s = secs.max(0.0).round() as u64;
     if s >= 3600 {
         format!("{}h{:02}m", s / 3600, s % 3600 / 60)

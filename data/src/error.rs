@@ -27,6 +27,8 @@ pub enum Error {
     TokenizerMismatch { path: PathBuf, expected: u64, found: u64 },
     /// A loader configuration or resume state that cannot be honoured.
     Loader(String),
+    /// A MAGA pipeline stage that cannot run as asked (missing upstream, settings mismatch).
+    Stage(String),
 }
 
 impl Error {
@@ -73,6 +75,7 @@ impl fmt::Display for Error {
                 path.display()
             ),
             Error::Loader(message) => write!(f, "loader: {message}"),
+            Error::Stage(message) => write!(f, "{message}"),
         }
     }
 }

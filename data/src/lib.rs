@@ -14,6 +14,8 @@ pub mod gguf;
 pub mod hash;
 pub mod llm;
 pub mod loader;
+pub mod maga;
+pub mod openai;
 pub mod readers;
 pub mod shard;
 pub mod tokenizer;
