@@ -3,18 +3,28 @@
 
 use rayon::prelude::*;
 
-use super::kernels::dot_rows;
-use super::quant::{dequantize, GgmlType};
+use super::kernels::{decode, products, Weights};
+use super::quant::{dequantize, GgmlType, Packed};
 
 /// Weight rows handled by one parallel task: big enough to amortise scheduling, small
 /// enough that the 576-to-49,152-row matrices of SmolLM2 split evenly over the threads.
 const ROWS_PER_TASK: usize = 32;
 
+/// Activation rows up to which quantised weights are decoded inside the products
+/// rather than into a buffer first.
+const DECODE_IN_REGISTERS_MAX_ROWS: usize = 4;
+
+thread_local! {
+    /// Each thread's buffer of decoded weight rows (kept: allocating it per task cost a
+    /// page-clearing `memset` of every decoded byte).
+    static DECODED: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 #[derive(Clone, Debug)]
 enum Data {
     F32(Vec<f32>),
-    /// Whole blocks of a quantised type, row after row.
-    Blocks(GgmlType, Vec<u8>),
+    /// Blocks of a quantised type, row after row.
+    Blocks(Packed),
 }
 
 #[derive(Clone, Debug)]
@@ -35,7 +45,7 @@ impl Matrix {
                 dequantize(ty, bytes, &mut v);
                 Data::F32(v)
             }
-            GgmlType::Q4_1 | GgmlType::Q8_0 => Data::Blocks(ty, bytes.to_vec()),
+            GgmlType::Q4_1 | GgmlType::Q8_0 => Data::Blocks(Packed::from_blocks(ty, bytes)),
         };
         Matrix { rows, cols, data }
     }
@@ -55,7 +65,7 @@ impl Matrix {
             assert_eq!(p.cols, cols, "Matrix::stack: column counts differ");
             match (&mut data, &p.data) {
                 (Data::F32(a), Data::F32(b)) => a.extend_from_slice(b),
-                (Data::Blocks(ta, a), Data::Blocks(tb, b)) if ta == tb => a.extend_from_slice(b),
+                (Data::Blocks(a), Data::Blocks(b)) if a.ty == b.ty => a.extend(b),
                 _ => panic!("Matrix::stack: types differ"),
             }
         }
@@ -70,32 +80,40 @@ impl Matrix {
         self.cols
     }
 
-    /// Row `r` as f32: borrowed when stored as f32, otherwise dequantised into `buf`.
-    pub fn row<'a>(&'a self, r: usize, buf: &'a mut [f32]) -> &'a [f32] {
+    /// Rows `rows` as the kernels read them.
+    fn weights(&self, rows: std::ops::Range<usize>) -> Weights<'_> {
         match &self.data {
-            Data::F32(v) => &v[r * self.cols..(r + 1) * self.cols],
-            Data::Blocks(ty, bytes) => {
-                let n = ty.bytes_for(self.cols);
-                dequantize(*ty, &bytes[r * n..(r + 1) * n], buf);
-                buf
-            }
+            Data::F32(v) => Weights::F32(&v[rows.start * self.cols..rows.end * self.cols]),
+            Data::Blocks(p) => Weights::Blocks(p.rows(rows, self.cols / 32)),
         }
+    }
+
+    /// Row `r` as f32 (an embedding lookup), in `out`.
+    pub fn row_into(&self, r: usize, out: &mut [f32]) {
+        decode(self.weights(r..r + 1), self.cols, out);
     }
 
     /// `x · Wᵀ` for `x` of `m` rows of `cols`: `m` rows of `rows` values.
     ///
-    /// Each weight row is dequantised once per call and met by all `m` activation rows,
-    /// so the work of dequantising is shared by a whole batch. Tasks split the weight
-    /// rows, so every weight byte is read once per call whatever `m` is.
+    /// With a few activation rows (decoding), each weight is decoded in registers on its
+    /// way into the products. With more (prompts), each task first decodes its weight
+    /// rows into a buffer that all activation rows then share. Tasks split the weight
+    /// rows, so every weight byte is read once per call whatever `m` is; both ways give
+    /// the same bits (the kernels' decoding equals the buffer's).
     pub fn matmul(&self, x: &[f32], m: usize) -> Vec<f32> {
         assert_eq!(x.len(), m * self.cols, "matmul: {} activations for {m} rows of {}", x.len(), self.cols);
         // Transposed result: weight row r holds its product with every activation row.
         let mut yt = vec![0.0; self.rows * m];
         yt.par_chunks_mut(ROWS_PER_TASK * m).enumerate().for_each(|(task, chunk)| {
-            let mut buf = vec![0.0; self.cols];
-            for (i, out) in chunk.chunks_mut(m).enumerate() {
-                let w = self.row(task * ROWS_PER_TASK + i, &mut buf);
-                dot_rows(w, x, out);
+            let first = task * ROWS_PER_TASK;
+            let w = self.weights(first..first + chunk.len() / m);
+            match w {
+                Weights::Blocks(_) if m > DECODE_IN_REGISTERS_MAX_ROWS => DECODED.with_borrow_mut(|buf| {
+                    buf.resize(chunk.len() / m * self.cols, 0.0);
+                    decode(w, self.cols, buf);
+                    products(Weights::F32(buf), x, self.cols, chunk);
+                }),
+                _ => products(w, x, self.cols, chunk),
             }
         });
         if m == 1 {
