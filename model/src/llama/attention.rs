@@ -1,38 +1,53 @@
 //! Rotary position embedding on interleaved pairs, the key/value cache, and causal
 //! grouped-query attention of new rows against the cache.
 
-/// Rotates every head of `x` (`n_heads` heads of `head_dim`) for position `pos`, pairs
-/// `(x[2i], x[2i+1])` by `pos · base^(-2i/head_dim)`. llama.cpp's converter permutes the
-/// q/k weights of Hugging Face checkpoints so that this pairing (its "normal" RoPE)
-/// reproduces their rotate-half convention.
-pub fn rope(x: &mut [f32], head_dim: usize, pos: usize, base: f32) {
-    let half = head_dim / 2;
-    let (cos, sin): (Vec<f32>, Vec<f32>) = (0..half)
-        .map(|i| {
-            let angle = pos as f64 * (base as f64).powf(-2.0 * i as f64 / head_dim as f64);
-            (angle.cos() as f32, angle.sin() as f32)
-        })
-        .unzip();
-    for head in x.chunks_exact_mut(head_dim) {
-        for (i, pair) in head.chunks_exact_mut(2).enumerate() {
-            let (a, b) = (pair[0], pair[1]);
-            pair[0] = a * cos[i] - b * sin[i];
-            pair[1] = a * sin[i] + b * cos[i];
+use super::kernels::{products, Weights};
+
+/// The rotation of one position: pair `i` of every head turns by `pos · base^(-2i/head_dim)`.
+/// llama.cpp's converter permutes the q/k weights of Hugging Face checkpoints so that
+/// rotating pairs `(x[2i], x[2i+1])` (its "normal" RoPE) reproduces their rotate-half
+/// convention. Built once per row of a forward pass and applied in every layer.
+pub struct Rotation {
+    cos_sin: Vec<(f32, f32)>,
+}
+
+impl Rotation {
+    pub fn new(pos: usize, head_dim: usize, base: f32) -> Rotation {
+        let cos_sin = (0..head_dim / 2)
+            .map(|i| {
+                let angle = pos as f64 * (base as f64).powf(-2.0 * i as f64 / head_dim as f64);
+                (angle.cos() as f32, angle.sin() as f32)
+            })
+            .collect();
+        Rotation { cos_sin }
+    }
+
+    /// Rotates every head of `x` (heads of `head_dim`).
+    pub fn apply(&self, x: &mut [f32]) {
+        for head in x.chunks_exact_mut(2 * self.cos_sin.len()) {
+            for (pair, &(cos, sin)) in head.chunks_exact_mut(2).zip(&self.cos_sin) {
+                let (a, b) = (pair[0], pair[1]);
+                pair[0] = a * cos - b * sin;
+                pair[1] = a * sin + b * cos;
+            }
         }
     }
 }
 
-/// Keys and values of one sequence, per layer: `len` rows of `kv_dim`.
+/// Keys and values of one sequence, per layer and key/value head: `len` rows of
+/// `head_dim` each, so a head's keys are one contiguous matrix for the score product.
 #[derive(Clone, Debug)]
 pub struct KvCache {
     len: usize,
-    keys: Vec<Vec<f32>>,
-    values: Vec<Vec<f32>>,
+    head_dim: usize,
+    keys: Vec<Vec<Vec<f32>>>,
+    values: Vec<Vec<Vec<f32>>>,
 }
 
 impl KvCache {
-    pub fn new(n_layers: usize) -> Self {
-        KvCache { len: 0, keys: vec![Vec::new(); n_layers], values: vec![Vec::new(); n_layers] }
+    pub fn new(n_layers: usize, n_kv_heads: usize, head_dim: usize) -> Self {
+        let empty = vec![vec![Vec::new(); n_kv_heads]; n_layers];
+        KvCache { len: 0, head_dim, keys: empty.clone(), values: empty }
     }
 
     /// Positions cached (in every layer, between forward passes).
@@ -44,10 +59,16 @@ impl KvCache {
         self.len == 0
     }
 
-    /// Appends rows of keys and values to `layer`.
+    /// Appends rows of keys and values (rows of `n_kv_heads · head_dim`) to `layer`.
     pub fn push(&mut self, layer: usize, keys: &[f32], values: &[f32]) {
-        self.keys[layer].extend_from_slice(keys);
-        self.values[layer].extend_from_slice(values);
+        let hd = self.head_dim;
+        for (store, rows) in [(&mut self.keys[layer], keys), (&mut self.values[layer], values)] {
+            for row in rows.chunks_exact(hd * store.len()) {
+                for (head, part) in store.iter_mut().zip(row.chunks_exact(hd)) {
+                    head.extend_from_slice(part);
+                }
+            }
+        }
     }
 
     /// Marks `n` pushed positions as complete in all layers.
@@ -69,26 +90,20 @@ pub struct Heads {
 /// Writes `head_dim` values into `out`.
 pub fn attend(cache: &KvCache, layer: usize, heads: Heads, head: usize, pos: usize, q: &[f32], out: &mut [f32]) {
     let hd = heads.head_dim;
-    let kv_dim = heads.n_kv_heads * hd;
     let kv_head = head / (heads.n_heads / heads.n_kv_heads);
+    let keys = &cache.keys[layer][kv_head][..(pos + 1) * hd];
+    let values = &cache.values[layer][kv_head][..(pos + 1) * hd];
+    let mut scores = vec![0.0; pos + 1];
+    products(Weights::F32(keys), q, hd, &mut scores);
     let scale = 1.0 / (hd as f32).sqrt();
-    let keys = &cache.keys[layer];
-    let values = &cache.values[layer];
-    let mut scores: Vec<f32> = (0..=pos)
-        .map(|t| {
-            let k = &keys[t * kv_dim + kv_head * hd..][..hd];
-            q.iter().zip(k).map(|(a, b)| a * b).sum::<f32>() * scale
-        })
-        .collect();
-    let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let max = scores.iter().fold(f32::NEG_INFINITY, |m, &s| m.max(s * scale));
     let mut total = 0.0;
     for s in scores.iter_mut() {
-        *s = (*s - max).exp();
+        *s = (*s * scale - max).exp();
         total += *s;
     }
     out.fill(0.0);
-    for (t, &p) in scores.iter().enumerate() {
-        let v = &values[t * kv_dim + kv_head * hd..][..hd];
+    for (&p, v) in scores.iter().zip(values.chunks_exact(hd)) {
         let w = p / total;
         for (o, &x) in out.iter_mut().zip(v) {
             *o += w * x;
@@ -105,7 +120,7 @@ mod tests {
         let (hd, base, pos) = (8, 100.0, 3);
         // Two heads; each pair (x[2i], x[2i+1]) = (1, 0) turns into (cos θ_i, sin θ_i).
         let mut x: Vec<f32> = (0..2 * hd).map(|j| if j % 2 == 0 { 1.0 } else { 0.0 }).collect();
-        rope(&mut x, hd, pos, base);
+        Rotation::new(pos, hd, base).apply(&mut x);
         for head in x.chunks(hd) {
             for i in 0..hd / 2 {
                 let theta = pos as f64 * (base as f64).powf(-2.0 * i as f64 / hd as f64);
@@ -116,14 +131,14 @@ mod tests {
         // Pair 0 turns by exactly `pos` radians; position 0 is the identity.
         assert!((x[0] - 3f32.cos()).abs() < 1e-6);
         let mut y = vec![0.5, -2.0, 3.0, 4.0];
-        rope(&mut y, 4, 0, 10_000.0);
+        Rotation::new(0, 4, 10_000.0).apply(&mut y);
         assert_eq!(y, [0.5, -2.0, 3.0, 4.0]);
         // Dot products depend only on the relative position (what RoPE is for).
         let (q, k) = (vec![0.3, -1.2, 0.7, 0.1], vec![-0.4, 0.9, 1.5, -0.6]);
         let dot_at = |pq: usize, pk: usize| {
             let (mut a, mut b) = (q.clone(), k.clone());
-            rope(&mut a, 4, pq, 10_000.0);
-            rope(&mut b, 4, pk, 10_000.0);
+            Rotation::new(pq, 4, 10_000.0).apply(&mut a);
+            Rotation::new(pk, 4, 10_000.0).apply(&mut b);
             a.iter().zip(&b).map(|(x, y)| x * y).sum::<f32>()
         };
         assert!((dot_at(7, 2) - dot_at(15, 10)).abs() < 1e-5);
@@ -132,7 +147,7 @@ mod tests {
     #[test]
     fn attention_matches_softmax_reference_with_grouped_heads() {
         let heads = Heads { n_heads: 4, n_kv_heads: 2, head_dim: 2 };
-        let mut cache = KvCache::new(1);
+        let mut cache = KvCache::new(1, 2, 2);
         let keys = [1.0, 0.0, 0.0, 1.0, /* pos 1 */ 0.0, 2.0, 1.0, 1.0];
         let values = [1.0, 2.0, 3.0, 4.0, /* pos 1 */ 5.0, 6.0, 7.0, 8.0];
         cache.push(0, &keys, &values);

@@ -4,7 +4,7 @@
 
 use rayon::prelude::*;
 
-use super::attention::{attend, rope, Heads, KvCache};
+use super::attention::{attend, Heads, KvCache, Rotation};
 use super::weights::Llama;
 
 /// New tokens of one sequence and its cache (which the pass extends by them).
@@ -16,7 +16,7 @@ pub struct Segment<'a> {
 impl Llama {
     /// A cache sized for this model.
     pub fn new_cache(&self) -> KvCache {
-        KvCache::new(self.config.n_layers)
+        KvCache::new(self.config.n_layers, self.config.n_kv_heads, self.config.head_dim)
     }
 
     /// Runs the segments' tokens through the model, appending them to their caches, and
@@ -56,11 +56,12 @@ impl Llama {
             self.embed.row_into(id as usize, row);
         }
 
+        let rotations: Vec<Rotation> = rows.iter().map(|&(_, pos)| Rotation::new(pos, hd, c.rope_base)).collect();
         for (layer, block) in self.blocks.iter().enumerate() {
             let h = rms_norm(&x, &block.attn_norm, c.rms_eps);
             let mut qkv = block.qkv.matmul(&h, n);
-            for (row, &(_, pos)) in qkv.chunks_exact_mut(qkv_dim).zip(&rows) {
-                rope(&mut row[..q_dim + kv_dim], hd, pos, c.rope_base);
+            for (row, rotation) in qkv.chunks_exact_mut(qkv_dim).zip(&rotations) {
+                rotation.apply(&mut row[..q_dim + kv_dim]);
             }
             let mut first = 0;
             for seg in segments.iter_mut() {
