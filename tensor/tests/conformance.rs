@@ -118,8 +118,9 @@ mod sampling {
     use tensor::sampling::{argmax, filtered_distribution, sample, SamplingParams};
     use tensor::Rng;
 
-    /// The reference: sort by logit (ties by index), softmax at the temperature, keep the
-    /// top k, renormalise, keep the shortest prefix reaching `top_p`, renormalise.
+    /// The reference: sort by logit (ties by index), keep the top k, softmax at the
+    /// temperature (its total summed in index order), keep the shortest prefix reaching
+    /// `top_p`, renormalise.
     fn reference(logits: &[f32], p: &SamplingParams) -> Vec<(u32, f64)> {
         let mut ids: Vec<u32> = (0..logits.len() as u32).collect();
         ids.sort_by(|&a, &b| logits[b as usize].total_cmp(&logits[a as usize]).then(a.cmp(&b)));
@@ -128,7 +129,9 @@ mod sampling {
         }
         let z: Vec<f64> = ids.iter().map(|&i| f64::from(logits[i as usize]) / p.temperature).collect();
         let max = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        let total: f64 = z.iter().map(|v| (v - max).exp()).sum();
+        let mut by_index: Vec<(u32, f64)> = ids.iter().copied().zip(z.iter().copied()).collect();
+        by_index.sort_by_key(|c| c.0);
+        let total: f64 = by_index.iter().map(|c| (c.1 - max).exp()).sum();
         let probs: Vec<f64> = z.iter().map(|v| (v - max).exp() / total).collect();
         let mut keep = probs.len();
         let mut mass = 0.0;
@@ -200,6 +203,26 @@ mod sampling {
             for _ in 0..50 {
                 let t = sample(&l, &p, &mut r);
                 prop_assert!(cand.contains(&t), "{} not in {:?}", t, cand);
+            }
+        }
+    }
+
+    /// A flat distribution over a vocabulary-sized row: the kept prefix grows past the
+    /// first selections (64, 256, …) and still equals the reference.
+    #[test]
+    fn filtering_a_large_flat_row_matches_reference() {
+        let mut r = Rng::seed(12);
+        let l: Vec<f32> = (0..5000).map(|_| (r.normal() * 0.3) as f32).collect();
+        for top_p in [0.01, 0.5, 0.9, 0.999, 1.0] {
+            for top_k in [0, 300] {
+                let p = SamplingParams { temperature: 0.7, top_k, top_p };
+                let (got, want) = (filtered_distribution(&l, &p), reference(&l, &p));
+                assert_eq!(got.len(), want.len(), "top_p {top_p} top_k {top_k}");
+                assert!(got.len() > 64 || top_p < 0.1, "top_p {top_p}: only {} kept", got.len());
+                for (g, w) in got.iter().zip(&want) {
+                    assert_eq!(g.0, w.0);
+                    assert!((g.1 - w.1).abs() < 1e-12);
+                }
             }
         }
     }

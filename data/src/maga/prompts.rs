@@ -13,8 +13,9 @@ pub struct Template {
     pub text: &'static str,
 }
 
-/// Stage 1: five genre–audience pairs as one flat JSON object (paper's Prompt 3 structure).
-pub const GA: Template = Template { version: "ga.v1", text: include_str!("../../prompts/ga.v1.txt") };
+/// Stage 1: five genre–audience pairs as one flat JSON object (paper's Prompt 3 content; v2
+/// puts the text first and the task after it, which a 135M tool model follows far better).
+pub const GA: Template = Template { version: "ga.v2", text: include_str!("../../prompts/ga.v2.txt") };
 /// Stage 2: one rewrite for one pair (Prompt 2 structure).
 pub const REFORMULATE: Template =
     Template { version: "reformulate.v1", text: include_str!("../../prompts/reformulate.v1.txt") };
@@ -65,6 +66,6 @@ mod tests {
             assert_eq!(msg.content.matches("{raw_text}").count(), names.len(), "{}", t.version);
         }
         // JSON braces in the template survive.
-        assert!(GA.render(&[("raw_text", "x")])[0].content.contains("{\"genre_1\": \"...\""));
+        assert!(GA.render(&[("raw_text", "x")])[0].content.contains("{\"genre_1\": \"<genre>\""));
     }
 }
