@@ -72,13 +72,30 @@ fn raw_pairs(obj: &Map<String, Value>) -> Vec<GaPair> {
     .unwrap_or_default()
 }
 
+/// Template text echoed back instead of a description (`<genre_1>`, `Genre 1`, `The 2nd
+/// audience`, `...`): small tool models do this often, and such pairs must not pass.
+fn is_placeholder(value: &str) -> bool {
+    const FILLER: [&str; 16] = [
+        "the", "a", "your", "own", "description", "here", "1st", "2nd", "3rd", "4th", "5th", "first", "second", "third",
+        "fourth", "fifth",
+    ];
+    value.contains('<')
+        || value.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).all(|w| {
+            let w = w.to_lowercase();
+            w.starts_with("genre")
+                || w.starts_with("audience")
+                || w.chars().all(|c| c.is_ascii_digit())
+                || FILLER.contains(&w.as_str())
+        })
+}
+
 /// The valid, distinct pairs of `pairs` (at most [`PAIRS`]), and how many were dropped as
-/// empty or as duplicates.
+/// empty or placeholder text, and as duplicates.
 fn distinct_pairs(pairs: Vec<GaPair>) -> (Vec<GaPair>, usize, usize) {
     let (mut kept, mut empty, mut duplicate) = (Vec::<GaPair>::new(), 0, 0);
     let mut seen: Vec<HashSet<u64>> = Vec::new();
     for p in pairs {
-        if p.genre.is_empty() || p.audience.is_empty() {
+        if is_placeholder(&p.genre) || is_placeholder(&p.audience) {
             empty += 1;
             continue;
         }
@@ -111,7 +128,7 @@ pub fn parse_pairs(answer: &str, min_pairs: usize) -> Result<Vec<GaPair>, Failur
     let (pairs, empty, duplicate) = best;
     if pairs.len() < min_pairs.max(1) {
         let detail = format!(
-            "{} valid distinct pairs, {min_pairs} needed ({empty} with an empty genre or audience, {duplicate} duplicates)",
+            "{} valid distinct pairs, {min_pairs} needed ({empty} with an empty or placeholder genre or audience, {duplicate} duplicates)",
             pairs.len()
         );
         return Err(Failure::new("ga_too_few_pairs", detail, answer));
@@ -171,6 +188,31 @@ mod tests {
     }
 
     #[test]
+    fn echoed_template_placeholders_are_not_pairs() {
+        // What SmolLM2-135M answered to ga.v2 for most chunks.
+        for (genre, audience) in [
+            ("<genre_1>", "<audience_1>"),
+            ("<genre_1", "<audience_1"),
+            ("Genre 1", "Audience 1"),
+            ("The 1st genre", "The 1st audience"),
+            ("...", "..."),
+            ("a news report", "<audience>"),
+        ] {
+            assert!(is_placeholder(genre) || is_placeholder(audience), "{genre} / {audience}");
+        }
+        for real in ["A news report", "Genre fiction fans aged 20-30", "audiences of 5-year-olds", "1st-year students"] {
+            assert!(!is_placeholder(real), "{real}");
+        }
+        let echoed: String = format!(
+            "{{{}}}",
+            (1..=5).map(|k| format!("\"genre_{k}\": \"<genre_{k}>\", \"audience_{k}\": \"<audience_{k}>\"")).collect::<Vec<_>>().join(", ")
+        );
+        let f = parse_pairs(&echoed, 5).unwrap_err();
+        assert_eq!(f.reason, "ga_too_few_pairs");
+        assert!(f.detail.starts_with("0 valid distinct pairs"), "{}", f.detail);
+    }
+
+    #[test]
     fn rejects_with_reason_codes() {
         assert_eq!(parse_pairs("I cannot do that.", 5).unwrap_err().reason, "ga_no_json");
         let four = parse_pairs(&flat(4), 5).unwrap_err();
@@ -179,7 +221,7 @@ mod tests {
         let dup = r#"{"genre_1": "a story", "audience_1": "kids", "genre_2": "A  Story", "audience_2": "Kids",
                       "genre_3": "", "audience_3": "x"}"#;
         let f = parse_pairs(dup, 2).unwrap_err();
-        assert!(f.detail.contains("1 with an empty genre or audience, 1 duplicates"), "{}", f.detail);
+        assert!(f.detail.contains("1 with an empty or placeholder genre or audience, 1 duplicates"), "{}", f.detail);
         assert_eq!(parse_pairs(dup, 1).unwrap().len(), 1);
     }
 }
