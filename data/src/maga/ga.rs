@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 
 use crate::llm::{FinishReason, Sampling, TextGenerator};
 use crate::maga::generation::{generate_checked, Failure, Job};
-use crate::maga::json_extract::json_objects;
+use crate::maga::json_extract::{json_objects, string_fields};
 use crate::maga::prompts::GA;
 use crate::maga::schema::{ChunkRow, GaPair, GaRow, Reject};
 use crate::maga::stage::Outcome;
@@ -76,8 +76,22 @@ fn raw_pairs(obj: &Map<String, Value>) -> Vec<GaPair> {
 /// audience`, `...`): small tool models do this often, and such pairs must not pass.
 fn is_placeholder(value: &str) -> bool {
     const FILLER: [&str; 16] = [
-        "the", "a", "your", "own", "description", "here", "1st", "2nd", "3rd", "4th", "5th", "first", "second", "third",
-        "fourth", "fifth",
+        "the",
+        "a",
+        "your",
+        "own",
+        "description",
+        "here",
+        "1st",
+        "2nd",
+        "3rd",
+        "4th",
+        "5th",
+        "first",
+        "second",
+        "third",
+        "fourth",
+        "fifth",
     ];
     value.contains('<')
         || value.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).all(|w| {
@@ -112,15 +126,27 @@ fn distinct_pairs(pairs: Vec<GaPair>) -> (Vec<GaPair>, usize, usize) {
 }
 
 /// Parses a GA answer into at least `min_pairs` valid distinct pairs, or says why not.
+///
+/// Without a complete JSON object, the answer's complete `"key": "value"` fields (the first
+/// of each key) stand in for one: small models often write the five pairs and then run on
+/// past them instead of closing the object, until the token budget cuts them off.
 pub fn parse_pairs(answer: &str, min_pairs: usize) -> Result<Vec<GaPair>, Failure> {
-    let objects = json_objects(answer);
+    let mut objects: Vec<Map<String, Value>> =
+        json_objects(answer).into_iter().map(|o| o.as_object().expect("objects only").clone()).collect();
     if objects.is_empty() {
-        return Err(Failure::new("ga_no_json", "no JSON object in the answer", answer));
+        let mut fields = Map::new();
+        for (key, value) in string_fields(answer) {
+            fields.entry(key).or_insert(Value::String(value));
+        }
+        if fields.is_empty() {
+            return Err(Failure::new("ga_no_json", "no JSON object in the answer", answer));
+        }
+        objects.push(fields);
     }
     // The object with the most usable pairs; the later one on ties (models restate).
     let best = objects
         .iter()
-        .map(|o| distinct_pairs(raw_pairs(o.as_object().expect("objects only"))))
+        .map(|o| distinct_pairs(raw_pairs(o)))
         .enumerate()
         .max_by_key(|(i, (kept, _, _))| (kept.len(), *i))
         .map(|(_, b)| b)
@@ -200,16 +226,34 @@ mod tests {
         ] {
             assert!(is_placeholder(genre) || is_placeholder(audience), "{genre} / {audience}");
         }
-        for real in ["A news report", "Genre fiction fans aged 20-30", "audiences of 5-year-olds", "1st-year students"] {
+        for real in ["A news report", "Genre fiction fans aged 20-30", "audiences of 5-year-olds", "1st-year students"]
+        {
             assert!(!is_placeholder(real), "{real}");
         }
         let echoed: String = format!(
             "{{{}}}",
-            (1..=5).map(|k| format!("\"genre_{k}\": \"<genre_{k}>\", \"audience_{k}\": \"<audience_{k}>\"")).collect::<Vec<_>>().join(", ")
+            (1..=5)
+                .map(|k| format!("\"genre_{k}\": \"<genre_{k}>\", \"audience_{k}\": \"<audience_{k}>\""))
+                .collect::<Vec<_>>()
+                .join(", ")
         );
         let f = parse_pairs(&echoed, 5).unwrap_err();
         assert_eq!(f.reason, "ga_too_few_pairs");
         assert!(f.detail.starts_with("0 valid distinct pairs"), "{}", f.detail);
+    }
+
+    #[test]
+    fn five_pairs_before_a_runaway_answer_are_kept() {
+        // The object never closes: the model went on with more keys until the budget.
+        let runaway = format!(
+            "{}, \"genre_1\": \"again\", \"genre_6\": \"x\", \"audience_6\": \"cut o",
+            &flat(5)[..flat(5).len() - 1]
+        );
+        let pairs = parse_pairs(&runaway, 5).unwrap();
+        assert_eq!(pairs.len(), 5);
+        assert_eq!(pairs[0].genre, "genre 1 y", "the first value of a repeated key counts");
+        let too_short = &flat(3)[..flat(3).len() - 1];
+        assert_eq!(parse_pairs(too_short, 5).unwrap_err().reason, "ga_too_few_pairs");
     }
 
     #[test]

@@ -73,6 +73,44 @@ pub fn json_objects(text: &str) -> Vec<Value> {
         .collect()
 }
 
+/// The JSON string literal starting at byte `start` (a `"`) decoded, and the byte after it;
+/// `None` when it never closes or does not decode.
+fn string_at(text: &str, start: usize) -> Option<(String, usize)> {
+    let mut escaped = false;
+    for (i, b) in text.bytes().enumerate().skip(start + 1) {
+        match (escaped, b) {
+            (true, _) => escaped = false,
+            (false, b'\\') => escaped = true,
+            (false, b'"') => return serde_json::from_str(&text[start..=i]).ok().map(|s| (s, i + 1)),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Every complete `"key": "string"` field in `text`, in order, whether or not its object
+/// ever closes: what is left of an answer cut off by the token budget, or of one that ran
+/// on into garbage after its last useful field.
+pub fn string_fields(text: &str) -> Vec<(String, String)> {
+    let mut fields = Vec::new();
+    let mut at = 0;
+    while let Some(offset) = text[at..].find('"') {
+        let start = at + offset;
+        let Some((key, after_key)) = string_at(text, start) else { break };
+        let rest = text[after_key..].trim_start();
+        let value = rest.strip_prefix(':').map(str::trim_start).filter(|v| v.starts_with('"'));
+        match value.and_then(|v| string_at(text, text.len() - v.len())) {
+            Some((value, end)) => {
+                fields.push((key, value));
+                at = end;
+            }
+            // Not a key: the string may have been a value; go on after it.
+            None => at = after_key,
+        }
+    }
+    fields
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -85,5 +123,15 @@ mod tests {
         assert_eq!(json_objects("{\"a\": 1} then {\"b\": [1, 2,]}"), [json!({"a": 1}), json!({"b": [1, 2]})]);
         assert!(json_objects("no json here").is_empty());
         assert_eq!(drop_trailing_commas("{\"s\": \",}\",}"), "{\"s\": \",}\"}");
+    }
+
+    #[test]
+    fn string_fields_survive_an_object_that_never_closes() {
+        let cut = r#"Sure! {"genre_1": "a \"quoted\" story", "audience_1": "kids", "n": 3, "genre_2": "a rep"#;
+        assert_eq!(
+            string_fields(cut),
+            [("genre_1".to_string(), "a \"quoted\" story".to_string()), ("audience_1".to_string(), "kids".to_string())]
+        );
+        assert!(string_fields("no fields here").is_empty());
     }
 }
