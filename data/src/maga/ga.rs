@@ -131,8 +131,13 @@ fn distinct_pairs(pairs: Vec<GaPair>) -> (Vec<GaPair>, usize, usize) {
 /// of each key) stand in for one: small models often write the five pairs and then run on
 /// past them instead of closing the object, until the token budget cuts them off.
 pub fn parse_pairs(answer: &str, min_pairs: usize) -> Result<Vec<GaPair>, Failure> {
-    let mut objects: Vec<Map<String, Value>> =
-        json_objects(answer).into_iter().map(|o| o.as_object().expect("objects only").clone()).collect();
+    let mut objects: Vec<Map<String, Value>> = json_objects(answer)
+        .into_iter()
+        .map(|o| match o {
+            Value::Object(map) => map,
+            _ => unreachable!("json_objects returns objects only"),
+        })
+        .collect();
     if objects.is_empty() {
         let mut fields = Map::new();
         for (key, value) in string_fields(answer) {

@@ -124,7 +124,7 @@ pub fn dequantize(ty: GgmlType, bytes: &[u8], out: &mut [f32]) {
 /// Block-quantised rows repacked for SIMD decoding: each block's f16 scale (and Q4_1
 /// minimum) converted to `f32` once, at load, and kept apart from its quantised values,
 /// so the inner loops broadcast a scale from memory instead of converting it per block.
-/// 20% more bytes than the file's Q4_1 blocks, as many as its Q8_0 ones, plus the scales.
+/// A Q4_1 block takes 24 bytes instead of the file's 20, a Q8_0 block 36 instead of 34.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Packed {
     pub ty: GgmlType,
